@@ -1,0 +1,93 @@
+package kmsapi
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+)
+
+// Error is a failed API call: either the service answered with an error
+// status (StatusCode, Code, Message, RequestID from the body and the
+// X-Request-Id header), or no usable answer came (StatusCode 0, Err set), or a
+// 200 whose body could not be decoded (StatusCode 200, Err set).
+//
+// Error never holds request headers or credentials, so it is safe to log.
+type Error struct {
+	Endpoint   string // one of the Endpoint* names
+	StatusCode int
+	Code       string // error_code, e.g. "KMS.0303", "APIGW.0301"
+	Message    string // error_msg
+	RequestID  string
+	Err        error
+}
+
+func (e *Error) Error() string {
+	s := e.Endpoint + ": "
+	if e.StatusCode != 0 && e.StatusCode != http.StatusOK {
+		s += "HTTP " + strconv.Itoa(e.StatusCode)
+		if e.Code != "" {
+			s += " " + e.Code
+		}
+		if e.Message != "" {
+			s += ": " + e.Message
+		}
+	}
+	if e.Err != nil {
+		if e.StatusCode != 0 && e.StatusCode != http.StatusOK {
+			s += ": "
+		}
+		s += e.Err.Error()
+	}
+	if e.RequestID != "" {
+		s += fmt.Sprintf(" (request_id=%s)", e.RequestID)
+	}
+	return s
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+func asError(err error) (*Error, bool) {
+	var e *Error
+	ok := errors.As(err, &e)
+	return e, ok
+}
+
+// IsThrottled reports a 429 from the API gateway.
+func IsThrottled(err error) bool {
+	e, ok := asError(err)
+	return ok && e.StatusCode == http.StatusTooManyRequests
+}
+
+// IsAuthFailure reports that the API rejected the credentials (401), or that
+// the call was refused without sending because the credential is paused
+// after such a failure.
+func IsAuthFailure(err error) bool {
+	if errors.Is(err, ErrCredentialPaused) {
+		return true
+	}
+	e, ok := asError(err)
+	return ok && e.StatusCode == http.StatusUnauthorized
+}
+
+// IsForbidden reports a 403: authenticated, but not allowed.
+func IsForbidden(err error) bool {
+	e, ok := asError(err)
+	return ok && e.StatusCode == http.StatusForbidden
+}
+
+// IsNotFound reports a 404.
+func IsNotFound(err error) bool {
+	e, ok := asError(err)
+	return ok && e.StatusCode == http.StatusNotFound
+}
+
+// IsServerError reports a 5xx answer.
+func IsServerError(err error) bool {
+	e, ok := asError(err)
+	return ok && e.StatusCode >= 500 && e.StatusCode <= 599
+}
+
+// ErrCredentialPaused is returned (wrapped, with the remembered failure)
+// when a credential is resting after an authentication failure.
+var ErrCredentialPaused = errors.New("credential paused after an authentication failure")

@@ -1,0 +1,98 @@
+// Package kmsapi is a client for the read APIs of Huawei Cloud KMS and the
+// IAM calls they need: quotas, instance count, key listing by
+// resource_instances, the cross-region region list, project lookup, and four
+// ways to authenticate.
+package kmsapi
+
+import "time"
+
+// Quota is one entry of user-quotas: Resource is the API's `type`
+// ("CMK", "grant_per_CMK", or any other value the API returns).
+type Quota struct {
+	Resource string
+	Used     int64
+	Limit    int64
+}
+
+// KeyState is the API's key_state.
+type KeyState int
+
+const (
+	StatePendingActivation KeyState = 1
+	StateEnabled           KeyState = 2
+	StateDisabled          KeyState = 3
+	StatePendingDeletion   KeyState = 4
+	StatePendingImport     KeyState = 5
+)
+
+// KnownKeyStates lists the states the API documents, in order.
+var KnownKeyStates = []KeyState{StatePendingActivation, StateEnabled, StateDisabled, StatePendingDeletion, StatePendingImport}
+
+// String gives the metric label value of a state; "unknown" for anything the
+// API does not document.
+func (s KeyState) String() string {
+	switch s {
+	case StatePendingActivation:
+		return "pending_activation"
+	case StateEnabled:
+		return "enabled"
+	case StateDisabled:
+		return "disabled"
+	case StatePendingDeletion:
+		return "pending_deletion"
+	case StatePendingImport:
+		return "pending_import"
+	}
+	return "unknown"
+}
+
+// Key is one CMK as resource_instances describes it.
+type Key struct {
+	ID           string
+	Alias        string
+	Description  string
+	DomainID     string
+	ResourceName string
+	State        KeyState
+	Default      bool // default_key_flag 1: a service's default master key
+	KeyType      int
+	Created      time.Time // zero when absent
+	// ScheduledDeletion is when a key pending deletion will be deleted; zero
+	// when no deletion is scheduled.
+	ScheduledDeletion time.Time
+	Tags              []Tag
+}
+
+// Tag is a tag on a key as the API returns it.
+type Tag struct {
+	Key   string
+	Value string
+}
+
+// TagFilter selects keys carrying tag Key with any of Values.
+// Separate TagFilters are AND-ed.
+type TagFilter struct {
+	Key    string
+	Values []string
+}
+
+// Match selects keys by a field, e.g. {Key: "resource_name", Value: "x"}.
+type Match struct {
+	Key   string
+	Value string
+}
+
+// KeyQuery narrows resource_instances; the zero value selects every key.
+type KeyQuery struct {
+	Tags    []TagFilter
+	Matches []Match
+}
+
+// KeyPage is one page of a filter call.
+type KeyPage struct {
+	Keys  []Key
+	Total int // total_count: keys matching the query, over all pages
+}
+
+// MaxPageSize is the largest limit resource_instances accepts.
+const MaxPageSize = 1000
