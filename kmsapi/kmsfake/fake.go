@@ -1,0 +1,152 @@
+// Package kmsfake is an in-process fake of the Huawei Cloud KMS read APIs,
+// the IAM calls they need and the ECS metadata service, all on one base URL.
+// Tests use it to exercise the client against the API's documented quirks
+// (both number encodings, both error shapes, signing, tokens, throttling,
+// faults); kms_exporter --demo serves Demo from it.
+package kmsfake
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"time"
+
+	"github.com/kms-exporter/kms_exporter/kmsapi"
+)
+
+// Scenario is the account the fake serves.
+type Scenario struct {
+	Projects []Project
+	// AccessKeys are the AK/SK pairs the fake accepts. Temporary ones have a
+	// SecurityToken, which must then be sent as X-Security-Token and signed.
+	AccessKeys []AccessKey
+	// Users are IAM users that may log in with a password, to any project in Projects.
+	Users []User
+	// Agency holds the temporary credentials the metadata service hands out;
+	// nil: the metadata service answers 404. They are accepted for signing.
+	Agency *AccessKey
+	// CrossRegions is the answer of GET /v2/{project_id}/kms/regions (same for every project).
+	CrossRegions []string
+}
+
+// Project is one IAM project (one region) of the account.
+type Project struct {
+	ID        string
+	Region    string // the IAM project name
+	Quotas    []kmsapi.Quota
+	Instances int64 // answer of user-instances
+	Keys      []kmsapi.Key
+}
+
+// AccessKey is an AK/SK pair; SecurityToken is set for temporary credentials.
+type AccessKey struct{ AK, SK, SecurityToken string }
+
+// User is an IAM user that logs in with a password.
+type User struct{ Domain, Name, Password string }
+
+// Fault changes how the fake answers an endpoint.
+type Fault struct {
+	Latency time.Duration // added before answering (honours request cancellation)
+	// Status answers this status with the real error body for it (e.g. 500
+	// KMS.0101, 502, 504, 403 KMS.0306/APIGW.0302, 401 APIGW.0301, 404).
+	Status    int
+	ErrorCode string // overrides the error_code of Status
+	// ThrottleRate is the fraction of requests answered 429 APIGW.0308,
+	// deterministically: 1 every request, 0.5 every second one, and so on.
+	ThrottleRate float64
+	Malformed    bool  // 200 with a body that is not JSON
+	Truncated    bool  // 200 with the valid answer cut in half
+	Hang         bool  // never answer until the client gives up or the server closes
+	HugeBody     int64 // 200 with this many bytes of valid-looking JSON padding
+}
+
+// Encoding chooses how numbers appear in answers: the API documents both
+// JSON numbers and strings ("2", "1502799822000").
+type Encoding int
+
+const (
+	Alternate Encoding = iota // switch per response, so clients meet both shapes
+	Numeric
+	Strings
+)
+
+// Server is a running fake.
+type Server struct {
+	ts *httptest.Server
+	mu sync.Mutex
+}
+
+// Start serves s over plain HTTP on 127.0.0.1.
+func Start(s Scenario) *Server {
+	srv := &Server{}
+	srv.ts = httptest.NewServer(http.NotFoundHandler())
+	return srv
+}
+
+// StartTLS serves s over TLS with httptest's self-signed certificate; only
+// Client() (or a client given that certificate) trusts it.
+func StartTLS(s Scenario) *Server {
+	srv := &Server{}
+	srv.ts = httptest.NewTLSServer(http.NotFoundHandler())
+	return srv
+}
+
+// URL is the base URL of every API the fake serves.
+func (s *Server) URL() string { return s.ts.URL }
+
+// Client returns an HTTP client that trusts the fake's certificate.
+func (s *Server) Client() *http.Client { return s.ts.Client() }
+
+// Close stops the server, releasing hanging requests first.
+func (s *Server) Close() { s.ts.Close() }
+
+// SetFault installs f for endpoint (a kmsapi.Endpoint* name; "" for every endpoint).
+func (s *Server) SetFault(endpoint string, f Fault) {}
+
+// ClearFaults removes every fault.
+func (s *Server) ClearFaults() {}
+
+// Requests counts the requests received for endpoint ("" for all), rejected ones included.
+func (s *Server) Requests(endpoint string) int { return 0 }
+
+// ResetRequests zeroes the request counters.
+func (s *Server) ResetRequests() {}
+
+// SetEncoding chooses how numbers are encoded from now on.
+func (s *Server) SetEncoding(e Encoding) {}
+
+// SetTokenTTL sets the lifetime of IAM tokens issued from now on (default 24h).
+func (s *Server) SetTokenTTL(d time.Duration) {}
+
+// ExpireTokens makes every token issued so far answer 401 as expired.
+func (s *Server) ExpireTokens() {}
+
+// SetRateLimit limits requests per second per AK or user, answering 429
+// APIGW.0308 beyond it like the real gateway; 0 turns it off (the default).
+func (s *Server) SetRateLimit(rps float64) {}
+
+// SetClock sets the fake's clock, used for X-Sdk-Date freshness, token and
+// metadata credential expiry, and the rate limit.
+func (s *Server) SetClock(now func() time.Time) {}
+
+// GenerateOptions shape a generated scenario.
+type GenerateOptions struct {
+	Seed           int64
+	Projects       int
+	KeysPerProject int
+	Regions        []string  // cycled over projects; default a realistic list
+	Now            time.Time // deletion dates are relative to it
+	AccessKey      AccessKey // the credential to put in the scenario (ExampleAccessKey if zero)
+}
+
+// Generate builds a realistic scenario of any size, deterministic for a Seed.
+func Generate(o GenerateOptions) Scenario { return Scenario{} }
+
+// Demo is the account kms_exporter --demo shows.
+func Demo(now time.Time) Scenario { return Scenario{} }
+
+// DemoAccessKey is the credential of the Demo scenario.
+var DemoAccessKey = AccessKey{AK: "DEMOACCESSKEY0000000", SK: "demo-secret-key-not-a-real-secret-000000"}
+
+// ExampleAccessKey is the credential Generate puts in a scenario when none is given.
+var ExampleAccessKey = AccessKey{AK: "EXAMPLEAK00000000000", SK: "example-secret-key-for-tests-only-00000"}
