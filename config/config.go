@@ -1,0 +1,317 @@
+// Package config reads and checks the kms_exporter config file: named
+// credentials and the targets (one region and project each) that use them.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Secret is a string that never prints: logs, errors and dumps show "<secret>".
+type Secret string
+
+const redacted = "<secret>"
+
+func (Secret) String() string { return redacted }
+
+// GoString keeps %#v from printing the secret.
+func (Secret) GoString() string { return redacted }
+
+// Format covers every fmt verb, %s %v %q %x included.
+func (Secret) Format(f fmt.State, _ rune) { io.WriteString(f, redacted) }
+
+// MarshalYAML prints "<secret>" when a config is dumped.
+func (s Secret) MarshalYAML() (any, error) {
+	if s == "" {
+		return "", nil
+	}
+	return redacted, nil
+}
+
+// Reveal returns the secret itself, for the authenticator only.
+func (s Secret) Reveal() string { return string(s) }
+
+// Config is the whole file.
+type Config struct {
+	Credentials map[string]*Credential `yaml:"credentials"`
+	Targets     []Target               `yaml:"targets"`
+}
+
+// Credential is one named way to authenticate. Exactly one kind is set:
+// AK/SK (access_key*, secret_key*, optional security_token*), IAM or ECSMetadata.
+type Credential struct {
+	AccessKey         string `yaml:"access_key,omitempty"`
+	AccessKeyFile     string `yaml:"access_key_file,omitempty"`
+	SecretKey         Secret `yaml:"secret_key,omitempty"`
+	SecretKeyFile     string `yaml:"secret_key_file,omitempty"`
+	SecurityToken     Secret `yaml:"security_token,omitempty"`
+	SecurityTokenFile string `yaml:"security_token_file,omitempty"`
+
+	IAM *IAMUser `yaml:"iam,omitempty"`
+
+	ECSMetadata      bool   `yaml:"ecs_metadata,omitempty"`
+	MetadataEndpoint string `yaml:"metadata_endpoint,omitempty"`
+
+	IAMEndpoint string `yaml:"iam_endpoint,omitempty"`
+}
+
+// IAMUser logs in with a password for an IAM token.
+type IAMUser struct {
+	DomainName   string `yaml:"domain_name"`
+	UserName     string `yaml:"user_name"`
+	Password     Secret `yaml:"password,omitempty"`
+	PasswordFile string `yaml:"password_file,omitempty"`
+}
+
+// Kind of a credential.
+type Kind string
+
+const (
+	KindAKSK        Kind = "aksk"
+	KindIAM         Kind = "iam"
+	KindECSMetadata Kind = "ecs_metadata"
+)
+
+// Kind tells which kind of secret the credential holds; "" when none.
+// Only meaningful on a validated config.
+func (c *Credential) Kind() Kind {
+	switch {
+	case c.IAM != nil:
+		return KindIAM
+	case c.ECSMetadata:
+		return KindECSMetadata
+	case c.AccessKey != "" || c.AccessKeyFile != "" || c.SecretKey != "" || c.SecretKeyFile != "":
+		return KindAKSK
+	}
+	return ""
+}
+
+// Target is one project in one region.
+type Target struct {
+	Name        string   `yaml:"name"`
+	Region      string   `yaml:"region"`
+	ProjectID   string   `yaml:"project_id,omitempty"`
+	Credentials string   `yaml:"credentials,omitempty"`
+	KMSEndpoint string   `yaml:"kms_endpoint,omitempty"`
+	TagKeys     []string `yaml:"tag_keys,omitempty"`
+}
+
+// Load reads, parses and checks the file at path. Secret files named with a
+// relative path are read relative to the config file's directory.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	c, err := Parse(data, filepath.Dir(path))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Parse decodes and checks a config; baseDir resolves relative secret file paths.
+func Parse(data []byte, baseDir string) (*Config, error) {
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, errors.New("empty config")
+		}
+		return nil, err
+	}
+	if err := c.Resolve(baseDir); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// Resolve checks the config, reads every secret file into its field
+// (trimming the trailing newline), and fills each target's Credentials when
+// exactly one credential exists. Errors name the field at fault.
+func (c *Config) Resolve(baseDir string) error {
+	if len(c.Credentials) == 0 {
+		return errors.New("credentials: at least one credential is required")
+	}
+	for _, name := range c.CredentialNames() {
+		cr := c.Credentials[name]
+		field := "credentials." + name
+		if cr == nil {
+			return errors.New(field + ": empty credential")
+		}
+		if err := cr.resolve(field, baseDir); err != nil {
+			return err
+		}
+	}
+	if len(c.Targets) == 0 {
+		return errors.New("targets: at least one target is required")
+	}
+	names := map[string]int{}
+	projects := map[[2]string]int{}
+	for i := range c.Targets {
+		t := &c.Targets[i]
+		field := fmt.Sprintf("targets[%d]", i)
+		if t.Name == "" {
+			return errors.New(field + ".name: missing")
+		}
+		if j, ok := names[t.Name]; ok {
+			return fmt.Errorf("%s.name: duplicate name %q (also targets[%d])", field, t.Name, j)
+		}
+		names[t.Name] = i
+		if t.Region == "" {
+			return errors.New(field + ".region: missing")
+		}
+		if strings.ContainsAny(t.Region, "/?#% ") {
+			return fmt.Errorf("%s.region: invalid region %q", field, t.Region)
+		}
+		if t.ProjectID != "" {
+			// Two targets on one project would export the same series twice.
+			k := [2]string{t.Region, t.ProjectID}
+			if j, ok := projects[k]; ok {
+				return fmt.Errorf("%s.project_id: same region and project as targets[%d]", field, j)
+			}
+			projects[k] = i
+		}
+		switch {
+		case t.Credentials == "" && len(c.Credentials) == 1:
+			t.Credentials = c.CredentialNames()[0]
+		case t.Credentials == "":
+			return fmt.Errorf("%s.credentials: missing (required when more than one credential exists)", field)
+		case c.Credentials[t.Credentials] == nil:
+			return fmt.Errorf("%s.credentials: unknown credential %q", field, t.Credentials)
+		}
+		if t.KMSEndpoint != "" {
+			if err := checkURL(t.KMSEndpoint); err != nil {
+				return fmt.Errorf("%s.kms_endpoint: %w", field, err)
+			}
+		}
+		for j, k := range t.TagKeys {
+			if k == "" {
+				return fmt.Errorf("%s.tag_keys[%d]: empty tag key", field, j)
+			}
+		}
+	}
+	return nil
+}
+
+// CredentialNames returns the credential names, sorted.
+func (c *Config) CredentialNames() []string {
+	names := make([]string, 0, len(c.Credentials))
+	for n := range c.Credentials {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Target returns the target named name.
+func (c *Config) Target(name string) (Target, bool) {
+	for _, t := range c.Targets {
+		if t.Name == name {
+			return t, true
+		}
+	}
+	return Target{}, false
+}
+
+func (cr *Credential) resolve(field, baseDir string) error {
+	aksk := cr.AccessKey != "" || cr.AccessKeyFile != "" || cr.SecretKey != "" || cr.SecretKeyFile != "" ||
+		cr.SecurityToken != "" || cr.SecurityTokenFile != ""
+	var kinds []string
+	if aksk {
+		kinds = append(kinds, "access_key/secret_key")
+	}
+	if cr.IAM != nil {
+		kinds = append(kinds, "iam")
+	}
+	if cr.ECSMetadata {
+		kinds = append(kinds, "ecs_metadata")
+	}
+	switch len(kinds) {
+	case 0:
+		return errors.New(field + ": no secret: set access_key and secret_key, iam, or ecs_metadata")
+	case 1:
+	default:
+		return fmt.Errorf("%s: more than one kind of secret: %s", field, strings.Join(kinds, " and "))
+	}
+	if cr.MetadataEndpoint != "" && !cr.ECSMetadata {
+		return errors.New(field + ".metadata_endpoint: only allowed with ecs_metadata: true")
+	}
+	if cr.IAMEndpoint != "" {
+		if err := checkURL(cr.IAMEndpoint); err != nil {
+			return fmt.Errorf("%s.iam_endpoint: %w", field, err)
+		}
+	}
+	if cr.MetadataEndpoint != "" {
+		if err := checkURL(cr.MetadataEndpoint); err != nil {
+			return fmt.Errorf("%s.metadata_endpoint: %w", field, err)
+		}
+	}
+	switch {
+	case aksk:
+		ak := Secret(cr.AccessKey)
+		if err := pick(field, "access_key", &ak, cr.AccessKeyFile, baseDir, true); err != nil {
+			return err
+		}
+		cr.AccessKey = string(ak)
+		if err := pick(field, "secret_key", &cr.SecretKey, cr.SecretKeyFile, baseDir, true); err != nil {
+			return err
+		}
+		if err := pick(field, "security_token", &cr.SecurityToken, cr.SecurityTokenFile, baseDir, false); err != nil {
+			return err
+		}
+	case cr.IAM != nil:
+		if cr.IAM.DomainName == "" {
+			return errors.New(field + ".iam.domain_name: missing")
+		}
+		if cr.IAM.UserName == "" {
+			return errors.New(field + ".iam.user_name: missing")
+		}
+		if err := pick(field+".iam", "password", &cr.IAM.Password, cr.IAM.PasswordFile, baseDir, true); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// pick fills *val from file when the file variant is set; exactly one of the
+// two may be set, and one must be when required.
+func pick(field, name string, val *Secret, file, baseDir string, required bool) error {
+	switch {
+	case *val != "" && file != "":
+		return fmt.Errorf("%s: both %s and %s_file set", field, name, name)
+	case file != "":
+		if !filepath.IsAbs(file) && baseDir != "" {
+			file = filepath.Join(baseDir, file)
+		}
+		b, err := os.ReadFile(file)
+		if err != nil {
+			// The os error names the path and the cause, never the content.
+			return fmt.Errorf("%s.%s_file: %w", field, name, err)
+		}
+		s := strings.TrimRight(string(b), "\r\n")
+		if s == "" {
+			return fmt.Errorf("%s.%s_file: %s is empty", field, name, file)
+		}
+		*val = Secret(s)
+	case *val == "" && required:
+		return fmt.Errorf("%s: missing %s (or %s_file)", field, name, name)
+	}
+	return nil
+}
+
+func checkURL(s string) error {
+	if !strings.HasPrefix(s, "http://") && !strings.HasPrefix(s, "https://") {
+		return fmt.Errorf("%q is not an http:// or https:// URL", s)
+	}
+	return nil
+}
