@@ -60,26 +60,6 @@ type CredentialOptions struct {
 	Now                        func() time.Time // for tests; default time.Now
 }
 
-// Credential is what every target that uses one named credential shares: the
-// authenticator, the rate limit, the cap on requests in flight, and the pause
-// after an authentication failure that keeps a wrong secret from locking the AK.
-type Credential struct {
-	opts CredentialOptions
-}
-
-// NewCredential builds a Credential.
-func NewCredential(o CredentialOptions) (*Credential, error) {
-	if o.Auth == nil {
-		return nil, errors.New("credential " + o.Name + ": no authenticator")
-	}
-	return &Credential{opts: o}, nil
-}
-
-// LookupProject returns the ID of the project named after region, from IAM.
-func (c *Credential) LookupProject(ctx context.Context, region string) (string, error) {
-	return "", errors.New("not implemented yet")
-}
-
 // ClientOptions configure a Client for one target.
 type ClientOptions struct {
 	Region     string
@@ -114,37 +94,6 @@ func DefaultKMSEndpoint(region string) string {
 		return "https://kms.eu-west-101.myhuaweicloud.eu"
 	}
 	return "https://kms." + region + ".myhuaweicloud.com"
-}
-
-// Quotas calls user-quotas.
-func (c *Client) Quotas(ctx context.Context) ([]Quota, error) {
-	return nil, errors.New("not implemented yet")
-}
-
-// InstanceCount calls user-instances: the number of non-default CMKs.
-func (c *Client) InstanceCount(ctx context.Context) (int64, error) {
-	return 0, errors.New("not implemented yet")
-}
-
-// FilterKeys calls resource_instances with action filter for one page.
-func (c *Client) FilterKeys(ctx context.Context, q KeyQuery, limit, offset int) (KeyPage, error) {
-	return KeyPage{}, errors.New("not implemented yet")
-}
-
-// CountKeys calls resource_instances with action count.
-func (c *Client) CountKeys(ctx context.Context, q KeyQuery) (int, error) {
-	return 0, errors.New("not implemented yet")
-}
-
-// ListKeys returns every key matching q in the API's order: the first page
-// tells the total, the rest are fetched concurrently.
-func (c *Client) ListKeys(ctx context.Context, q KeyQuery) ([]Key, error) {
-	return nil, errors.New("not implemented yet")
-}
-
-// Regions lists the regions cross-region keys support, paging until a short page.
-func (c *Client) Regions(ctx context.Context) ([]string, error) {
-	return nil, errors.New("not implemented yet")
 }
 
 // Region and ProjectID of the target this client serves.

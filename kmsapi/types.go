@@ -60,7 +60,9 @@ type Key struct {
 	// ScheduledDeletion is when a key pending deletion will be deleted; zero
 	// when no deletion is scheduled.
 	ScheduledDeletion time.Time
-	Tags              []Tag
+	// Expires is the expiration_time of imported key material; zero when none.
+	Expires time.Time
+	Tags    []Tag
 }
 
 // Tag is a tag on a key as the API returns it.

@@ -1,0 +1,257 @@
+package kmsapi
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"golang.org/x/sync/errgroup"
+)
+
+// LookupProject returns the ID of the project named after region, from IAM:
+// GET {iam}/v3/projects?name=<region>. With an IAM password credential it
+// logs in scoped to that project name instead and reads the project from
+// the token, which also leaves the token cached for the KMS calls.
+func (c *Credential) LookupProject(ctx context.Context, region string) (string, error) {
+	if region == "" {
+		return "", &Error{Endpoint: EndpointIAMProjects, Err: fmt.Errorf("empty region")}
+	}
+	if l, ok := c.opts.Auth.(projectLooker); ok {
+		var id string
+		_, err := c.run(ctx, EndpointIAMToken, func(ctx context.Context) attempt {
+			if err := c.limiter.Wait(ctx); err != nil {
+				return attempt{err: &Error{Endpoint: EndpointIAMToken, Err: err}}
+			}
+			var err error
+			id, err = l.lookupProject(ctx, region)
+			a := attempt{err: err}
+			if e, ok := asError(err); ok {
+				a.retry = retryableStatus(e.StatusCode)
+			}
+			return a
+		})
+		return id, err
+	}
+	body, err := c.do(ctx, &request{
+		endpoint: EndpointIAMProjects,
+		method:   http.MethodGet,
+		url:      c.opts.IAMEndpoint + "/v3/projects?name=" + url.QueryEscape(region),
+	})
+	if err != nil {
+		return "", err
+	}
+	return decodeProjects(body, region)
+}
+
+func (c *Client) get(ctx context.Context, endpoint, path string) ([]byte, error) {
+	return c.opts.Credential.do(ctx, &request{
+		endpoint:  endpoint,
+		region:    c.opts.Region,
+		method:    http.MethodGet,
+		url:       c.opts.Endpoint + path,
+		projectID: c.opts.ProjectID,
+	})
+}
+
+func (c *Client) projectPath(version, rest string) string {
+	return "/" + version + "/" + url.PathEscape(c.opts.ProjectID) + "/kms/" + rest
+}
+
+// Quotas calls user-quotas.
+func (c *Client) Quotas(ctx context.Context) ([]Quota, error) {
+	body, err := c.get(ctx, EndpointQuotas, c.projectPath("v1.0", "user-quotas"))
+	if err != nil {
+		return nil, err
+	}
+	return decodeQuotas(body)
+}
+
+// InstanceCount calls user-instances: the number of non-default CMKs.
+func (c *Client) InstanceCount(ctx context.Context) (int64, error) {
+	body, err := c.get(ctx, EndpointInstances, c.projectPath("v1.0", "user-instances"))
+	if err != nil {
+		return 0, err
+	}
+	return decodeInstances(body)
+}
+
+type wireTagFilter struct {
+	Key    string   `json:"key"`
+	Values []string `json:"values"`
+}
+
+type wireMatch struct {
+	Key   string `json:"key"`
+	Value string `json:"value"`
+}
+
+type wireQuery struct {
+	Action  string          `json:"action"`
+	Limit   string          `json:"limit,omitempty"`
+	Offset  string          `json:"offset,omitempty"`
+	Tags    []wireTagFilter `json:"tags,omitempty"`
+	Matches []wireMatch     `json:"matches,omitempty"`
+}
+
+func queryBody(q KeyQuery, action string, limit, offset int) []byte {
+	w := wireQuery{Action: action}
+	if action == "filter" {
+		w.Limit, w.Offset = strconv.Itoa(limit), strconv.Itoa(offset)
+	}
+	for _, t := range q.Tags {
+		vals := t.Values
+		if vals == nil {
+			vals = []string{}
+		}
+		w.Tags = append(w.Tags, wireTagFilter{Key: t.Key, Values: vals})
+	}
+	for _, m := range q.Matches {
+		w.Matches = append(w.Matches, wireMatch(m))
+	}
+	b, _ := json.Marshal(w) // cannot fail: strings and slices only
+	return b
+}
+
+func (c *Client) resourceInstances(ctx context.Context, body []byte, wantResources bool) (KeyPage, error) {
+	data, err := c.opts.Credential.do(ctx, &request{
+		endpoint:  EndpointResourceInstances,
+		region:    c.opts.Region,
+		method:    http.MethodPost,
+		url:       c.opts.Endpoint + c.projectPath("v1.0", "resource_instances/action"),
+		body:      body,
+		projectID: c.opts.ProjectID,
+	})
+	if err != nil {
+		return KeyPage{}, err
+	}
+	return decodeKeyPage(data, wantResources)
+}
+
+// FilterKeys calls resource_instances with action filter for one page:
+// up to limit (1..MaxPageSize) keys starting at index offset.
+func (c *Client) FilterKeys(ctx context.Context, q KeyQuery, limit, offset int) (KeyPage, error) {
+	if limit < 1 || limit > MaxPageSize || offset < 0 {
+		return KeyPage{}, &Error{Endpoint: EndpointResourceInstances, Err: fmt.Errorf("invalid limit %d or offset %d", limit, offset)}
+	}
+	p, err := c.resourceInstances(ctx, queryBody(q, "filter", limit, offset), true)
+	if err != nil {
+		return KeyPage{}, err
+	}
+	if len(p.Keys) > limit {
+		return KeyPage{}, decodeError(EndpointResourceInstances, http.StatusOK, "page at offset %d holds %d keys, more than the limit %d", offset, len(p.Keys), limit)
+	}
+	return p, nil
+}
+
+// CountKeys calls resource_instances with action count.
+func (c *Client) CountKeys(ctx context.Context, q KeyQuery) (int, error) {
+	p, err := c.resourceInstances(ctx, queryBody(q, "count", 0, 0), false)
+	if err != nil {
+		return 0, err
+	}
+	return p.Total, nil
+}
+
+// maxListedKeys bounds ListKeys against an absurd total_count.
+var maxListedKeys = 1_000_000
+
+// ListKeys returns every key matching q in the API's order: the first page
+// tells the total, the rest are fetched concurrently (as many at once as the
+// credential allows in flight). Every page must hold exactly the keys the
+// total promises and agree on the total; if keys are created or deleted
+// while listing, ListKeys fails rather than return duplicates or gaps.
+func (c *Client) ListKeys(ctx context.Context, q KeyQuery) ([]Key, error) {
+	first, err := c.FilterKeys(ctx, q, MaxPageSize, 0)
+	if err != nil {
+		return nil, err
+	}
+	total := first.Total
+	if total > maxListedKeys {
+		return nil, decodeError(EndpointResourceInstances, http.StatusOK, "total_count %d exceeds the %d keys ListKeys handles", total, maxListedKeys)
+	}
+	if err := checkPage(first, 0, total); err != nil {
+		return nil, err
+	}
+	pages := make([][]Key, (total+MaxPageSize-1)/MaxPageSize)
+	if len(pages) == 0 {
+		return []Key{}, nil
+	}
+	pages[0] = first.Keys
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(c.opts.Credential.opts.Concurrency)
+	for i := 1; i < len(pages); i++ {
+		offset := i * MaxPageSize
+		g.Go(func() error {
+			p, err := c.FilterKeys(gctx, q, MaxPageSize, offset)
+			if err != nil {
+				return err
+			}
+			if err := checkPage(p, offset, total); err != nil {
+				return err
+			}
+			pages[i] = p.Keys
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	keys := make([]Key, 0, total)
+	seen := make(map[string]struct{}, total)
+	for _, p := range pages {
+		for _, k := range p {
+			if _, dup := seen[k.ID]; dup {
+				return nil, decodeError(EndpointResourceInstances, http.StatusOK, "key %s listed twice; keys changed while listing", k.ID)
+			}
+			seen[k.ID] = struct{}{}
+			keys = append(keys, k)
+		}
+	}
+	return keys, nil
+}
+
+// checkPage verifies that the page at offset holds what a listing of total
+// keys needs there.
+func checkPage(p KeyPage, offset, total int) error {
+	if p.Total != total {
+		return decodeError(EndpointResourceInstances, http.StatusOK, "total_count changed from %d to %d while listing; keys changed", total, p.Total)
+	}
+	want := min(MaxPageSize, total-offset)
+	if len(p.Keys) != want {
+		return decodeError(EndpointResourceInstances, http.StatusOK, "page at offset %d holds %d keys, want %d of %d", offset, len(p.Keys), want, total)
+	}
+	return nil
+}
+
+// regionsPageSize and maxRegionPages bound the regions paging.
+var (
+	regionsPageSize = 100
+	maxRegionPages  = 50
+)
+
+// Regions lists the regions cross-region keys support, paging until a short page.
+func (c *Client) Regions(ctx context.Context) ([]string, error) {
+	var all []string
+	for page := 0; page < maxRegionPages; page++ {
+		path := c.projectPath("v2", "regions") + "?limit=" + strconv.Itoa(regionsPageSize) + "&offset=" + strconv.Itoa(len(all))
+		body, err := c.get(ctx, EndpointRegions, path)
+		if err != nil {
+			return nil, err
+		}
+		regions, err := decodeRegions(body)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, regions...)
+		if len(regions) < regionsPageSize {
+			if all == nil {
+				all = []string{}
+			}
+			return all, nil
+		}
+	}
+	return nil, decodeError(EndpointRegions, http.StatusOK, "more than %d pages of regions", maxRegionPages)
+}

@@ -1,0 +1,461 @@
+package kmsapi
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/common/version"
+	"golang.org/x/time/rate"
+)
+
+// Defaults of CredentialOptions.
+const (
+	DefaultRequestsPerSecond = 10
+	DefaultConcurrency       = 8
+	DefaultAuthPauseMin      = 30 * time.Second
+	DefaultAuthPauseMax      = 5 * time.Minute
+)
+
+// Tunables, variables so tests can shrink them.
+var (
+	maxBodyBytes   int64 = 32 << 20
+	maxRetries           = 2
+	retryBase            = 250 * time.Millisecond
+	retryMaxDelay        = 4 * time.Second
+	minAttemptTime       = time.Second // deadline room needed besides the backoff to retry
+)
+
+// NewHTTPClient returns the client Credentials use by default: certificates
+// verified, proxies from the environment, bounded dial and handshake times,
+// and enough idle connections per host for the default concurrency. Calls
+// are bounded by their context; the overall timeout is only a backstop.
+func NewHTTPClient() *http.Client {
+	return &http.Client{
+		Timeout: 5 * time.Minute,
+		Transport: &http.Transport{
+			Proxy: http.ProxyFromEnvironment,
+			DialContext: (&net.Dialer{
+				Timeout:   10 * time.Second,
+				KeepAlive: 30 * time.Second,
+			}).DialContext,
+			TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12},
+			TLSHandshakeTimeout:   10 * time.Second,
+			ResponseHeaderTimeout: time.Minute,
+			ExpectContinueTimeout: time.Second,
+			ForceAttemptHTTP2:     true,
+			MaxIdleConns:          100,
+			MaxIdleConnsPerHost:   32,
+			IdleConnTimeout:       90 * time.Second,
+		},
+	}
+}
+
+// authEnv is what a Credential lends its authenticator for the
+// authenticator's own calls (IAM login, metadata), unless the
+// authenticator's options set them.
+type authEnv struct {
+	client    *http.Client
+	userAgent string
+	observer  Observer
+}
+
+type envSetter interface{ setEnv(authEnv) }
+
+// rejecter is implemented by authenticators whose secrets expire (tokens,
+// temporary keys): rejected drops what req was authenticated with, so a
+// retry fetches fresh ones without dropping a newer one another call got.
+type rejecter interface{ rejected(req *http.Request) }
+
+// projectLooker is implemented by authenticators that learn a project ID
+// while logging in (IAM password: a token scoped to the project name).
+type projectLooker interface {
+	lookupProject(ctx context.Context, region string) (string, error)
+}
+
+// Credential is what every target that uses one named credential shares: the
+// authenticator, the rate limit, the cap on requests in flight, and the pause
+// after an authentication failure that keeps a wrong secret from locking the AK.
+//
+// Until the credential has been accepted once, and again after every
+// authentication failure once the pause is over, a single call goes through
+// and concurrent ones wait for its answer: with a wrong secret only that one
+// call reaches the API, the waiting ones then get the paused error.
+type Credential struct {
+	opts    CredentialOptions
+	limiter *rate.Limiter
+	sem     chan struct{}
+	gate    gate
+}
+
+// NewCredential builds a Credential.
+func NewCredential(o CredentialOptions) (*Credential, error) {
+	if o.Auth == nil {
+		return nil, errors.New("credential " + o.Name + ": no authenticator")
+	}
+	if o.IAMEndpoint == "" {
+		o.IAMEndpoint = DefaultIAMEndpoint
+	}
+	o.IAMEndpoint = strings.TrimRight(o.IAMEndpoint, "/")
+	if o.RequestsPerSecond <= 0 || math.IsNaN(o.RequestsPerSecond) {
+		o.RequestsPerSecond = DefaultRequestsPerSecond
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = DefaultConcurrency
+	}
+	if o.HTTPClient == nil {
+		o.HTTPClient = NewHTTPClient()
+	}
+	if o.UserAgent == "" {
+		o.UserAgent = DefaultUserAgent()
+	}
+	if o.AuthPauseMin <= 0 {
+		o.AuthPauseMin = DefaultAuthPauseMin
+	}
+	if o.AuthPauseMax <= 0 {
+		o.AuthPauseMax = DefaultAuthPauseMax
+	}
+	if o.AuthPauseMax < o.AuthPauseMin {
+		o.AuthPauseMax = o.AuthPauseMin
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	// A burst of up to Concurrency lets ListKeys send its remaining pages
+	// together; the average stays at RequestsPerSecond.
+	burst := o.Concurrency
+	if rps := int(math.Ceil(o.RequestsPerSecond)); o.RequestsPerSecond < math.MaxInt32 && rps < burst {
+		burst = rps
+	}
+	c := &Credential{
+		opts:    o,
+		limiter: rate.NewLimiter(rate.Limit(o.RequestsPerSecond), max(burst, 1)),
+		sem:     make(chan struct{}, o.Concurrency),
+	}
+	if s, ok := o.Auth.(envSetter); ok {
+		s.setEnv(authEnv{client: o.HTTPClient, userAgent: o.UserAgent, observer: o.Observer})
+	}
+	return c, nil
+}
+
+// DefaultUserAgent is "kms_exporter/<version>".
+func DefaultUserAgent() string {
+	v := version.Version
+	if v == "" {
+		v = "unknown"
+	}
+	return "kms_exporter/" + v
+}
+
+// Name is the credential's name from its options.
+func (c *Credential) Name() string { return c.opts.Name }
+
+// request is one API call; the Credential turns it into HTTP attempts.
+type request struct {
+	endpoint  string
+	region    string // for the Observer; "" for IAM
+	method    string
+	url       string
+	body      []byte
+	projectID string // X-Project-Id and the scope to authenticate for; "" for none
+}
+
+// attempt is the outcome of one try of a call.
+type attempt struct {
+	body  []byte
+	err   error
+	retry bool          // worth another try (429, 5xx, connection error)
+	req   *http.Request // the request sent, for rejecter
+	sent  bool          // the API answered (err is a status, not a local failure)
+}
+
+// tokenExpiredCodes are the 401 codes after which a token or temporary key
+// is fetched again and the call retried once.
+var tokenExpiredCodes = map[string]bool{
+	"APIGW.0307": true, "APIGW.0301": true, "KMS.0302": true, "KMS.0303": true,
+}
+
+// do runs one call: the auth gate, then attempts with retries.
+func (c *Credential) do(ctx context.Context, r *request) ([]byte, error) {
+	return c.run(ctx, r.endpoint, func(ctx context.Context) attempt { return c.send(ctx, r) })
+}
+
+// run wraps try, one attempt, with the auth gate, the retry policy and the
+// token refresh.
+func (c *Credential) run(ctx context.Context, endpoint string, try func(context.Context) attempt) ([]byte, error) {
+	gen, probe, err := c.enter(ctx, endpoint)
+	if err != nil {
+		return nil, err
+	}
+	body, err := c.retry(ctx, try)
+	c.leave(gen, probe, err)
+	return body, err
+}
+
+func (c *Credential) retry(ctx context.Context, try func(context.Context) attempt) ([]byte, error) {
+	refreshed := false
+	for n := 0; ; n++ {
+		a := try(ctx)
+		if a.err == nil {
+			return a.body, nil
+		}
+		if e, ok := asError(a.err); ok && a.sent && e.StatusCode == http.StatusUnauthorized && !refreshed && tokenExpiredCodes[e.Code] {
+			if rj, ok := c.opts.Auth.(rejecter); ok && a.req != nil {
+				// The token or temporary key expired early: fetch a new
+				// one and try once more. This is not one of the retries.
+				rj.rejected(a.req)
+				refreshed = true
+				n--
+				continue
+			}
+		}
+		if !a.retry || n >= maxRetries || ctx.Err() != nil {
+			return nil, a.err
+		}
+		d := retryBase << n
+		if d > retryMaxDelay || d <= 0 {
+			d = retryMaxDelay
+		}
+		d = d/2 + rand.N(d/2+1)
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < d+minAttemptTime {
+			return nil, a.err
+		}
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, a.err
+		}
+	}
+}
+
+// send makes one HTTP attempt of r under the rate limit and the in-flight cap.
+func (c *Credential) send(ctx context.Context, r *request) attempt {
+	fail := func(err error) attempt { return attempt{err: &Error{Endpoint: r.endpoint, Err: err}} }
+	if err := c.limiter.Wait(ctx); err != nil {
+		if ctx.Err() != nil {
+			err = ctx.Err()
+		}
+		return fail(err)
+	}
+	select {
+	case c.sem <- struct{}{}:
+	case <-ctx.Done():
+		return fail(ctx.Err())
+	}
+	defer func() { <-c.sem }()
+
+	var rd io.Reader
+	if r.body != nil {
+		rd = bytes.NewReader(r.body)
+	}
+	req, err := http.NewRequestWithContext(ctx, r.method, r.url, rd)
+	if err != nil {
+		return fail(err)
+	}
+	if r.method == http.MethodPost {
+		req.Header.Set("Content-Type", "application/json;charset=UTF-8")
+	} else {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if r.projectID != "" && r.endpoint != EndpointIAMProjects {
+		req.Header.Set("X-Project-Id", r.projectID)
+	}
+	req.Header.Set("User-Agent", c.opts.UserAgent)
+	if err := c.opts.Auth.Authenticate(ctx, req, r.body, r.projectID); err != nil {
+		if e, ok := asError(err); ok {
+			// A login or metadata call answered: a 401 there pauses the
+			// credential like a 401 from KMS.
+			return attempt{err: err, retry: retryableStatus(e.StatusCode), sent: e.StatusCode != 0}
+		}
+		return fail(err)
+	}
+
+	start := time.Now()
+	resp, err := c.opts.HTTPClient.Do(req)
+	if err != nil {
+		c.observe(r, "error", time.Since(start))
+		if ctx.Err() != nil {
+			err = ctx.Err()
+		}
+		return attempt{err: &Error{Endpoint: r.endpoint, Err: err}, retry: ctx.Err() == nil && !isCertError(err), req: req}
+	}
+	body, rerr := readBody(resp)
+	c.observe(r, strconv.Itoa(resp.StatusCode), time.Since(start))
+	a := attempt{req: req, sent: true}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		a.err = parseError(r.endpoint, resp.StatusCode, resp.Header, body)
+		a.retry = retryableStatus(resp.StatusCode)
+		return a
+	}
+	if rerr != nil {
+		if ctx.Err() != nil {
+			rerr = ctx.Err()
+		}
+		e := &Error{Endpoint: r.endpoint, StatusCode: resp.StatusCode, RequestID: resp.Header.Get("X-Request-Id"), Err: rerr}
+		return attempt{err: e, retry: ctx.Err() == nil && !errors.Is(rerr, errBodyTooLarge), req: req, sent: true}
+	}
+	a.body = body
+	return a
+}
+
+func (c *Credential) observe(r *request, code string, d time.Duration) {
+	if c.opts.Observer != nil {
+		c.opts.Observer(RequestInfo{Region: r.region, Endpoint: r.endpoint, Code: code, Duration: d})
+	}
+}
+
+func retryableStatus(code int) bool {
+	switch code {
+	case http.StatusTooManyRequests, http.StatusInternalServerError, http.StatusBadGateway,
+		http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return true
+	}
+	return false
+}
+
+func isCertError(err error) bool {
+	var ce *tls.CertificateVerificationError
+	return errors.As(err, &ce)
+}
+
+var errBodyTooLarge = errors.New("response body too large")
+
+type bodyTooLargeError struct{ limit int64 }
+
+func (e bodyTooLargeError) Error() string {
+	return fmt.Sprintf("response body exceeds %d bytes", e.limit)
+}
+func (e bodyTooLargeError) Is(target error) bool { return target == errBodyTooLarge }
+
+// readBody reads at most maxBodyBytes of the answer.
+func readBody(resp *http.Response) ([]byte, error) {
+	limit := maxBodyBytes
+	if resp.ContentLength > limit {
+		return nil, bodyTooLargeError{limit}
+	}
+	var buf bytes.Buffer
+	if resp.ContentLength > 0 {
+		buf.Grow(int(resp.ContentLength) + 1)
+	}
+	n, err := buf.ReadFrom(io.LimitReader(resp.Body, limit+1))
+	if n > limit {
+		return nil, bodyTooLargeError{limit}
+	}
+	if err != nil {
+		return buf.Bytes(), fmt.Errorf("reading response body: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// gate implements the pause after authentication failures and the single
+// probe while the credential is not known to work.
+type gate struct {
+	mu       sync.Mutex
+	ok       bool          // accepted since the last failure
+	probe    chan struct{} // non-nil while the single probe call is out; closed when it answers
+	gen      uint64        // counts failures, so late answers of older calls are ignored
+	failures int           // consecutive authentication failures
+	until    time.Time     // paused until
+	last     *Error        // the failure that caused the pause
+}
+
+// pausedError is returned while the credential rests: errors.Is(err,
+// ErrCredentialPaused) holds, and errors.As finds the remembered *Error.
+type pausedError struct {
+	name  string
+	until time.Time
+	last  *Error
+}
+
+func (e *pausedError) Error() string {
+	s := ErrCredentialPaused.Error()
+	if e.name != "" {
+		s = "credential " + e.name + ": " + s
+	}
+	return s + " (until " + e.until.UTC().Format(time.RFC3339) + "): " + e.last.Error()
+}
+
+func (e *pausedError) Unwrap() []error { return []error{ErrCredentialPaused, e.last} }
+
+// enter waits until the call may go: returns the paused error during a
+// pause, lets one probe through while the credential is unproven, and holds
+// the others until the probe answers.
+func (c *Credential) enter(ctx context.Context, endpoint string) (gen uint64, probe bool, err error) {
+	g := &c.gate
+	for {
+		g.mu.Lock()
+		if g.failures > 0 && c.opts.Now().Before(g.until) {
+			err := &pausedError{name: c.opts.Name, until: g.until, last: g.last}
+			g.mu.Unlock()
+			return 0, false, err
+		}
+		if g.ok {
+			gen := g.gen
+			g.mu.Unlock()
+			return gen, false, nil
+		}
+		if g.probe == nil {
+			g.probe = make(chan struct{})
+			gen := g.gen
+			g.mu.Unlock()
+			return gen, true, nil
+		}
+		wait := g.probe
+		g.mu.Unlock()
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return 0, false, &Error{Endpoint: endpoint, Err: ctx.Err()}
+		}
+	}
+}
+
+// leave records what a call learnt about the credential. A 401 starts or
+// lengthens the pause; any other answer from the API proves the credential
+// (throttling and 5xx may come before authentication, so they prove nothing).
+func (c *Credential) leave(gen uint64, probe bool, err error) {
+	g := &c.gate
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if probe {
+		close(g.probe)
+		g.probe = nil
+	}
+	if gen != g.gen {
+		return // started before a newer failure; its answer is stale
+	}
+	e, isErr := asError(err)
+	switch {
+	case err == nil:
+		g.ok, g.failures, g.last = true, 0, nil
+	case isErr && e.StatusCode == http.StatusUnauthorized:
+		g.gen++
+		g.ok = false
+		g.failures++
+		pause := c.opts.AuthPauseMin
+		for i := 1; i < g.failures && pause < c.opts.AuthPauseMax; i++ {
+			pause *= 2
+		}
+		pause = min(pause, c.opts.AuthPauseMax)
+		g.until = c.opts.Now().Add(pause)
+		g.last = e
+		c.opts.Auth.Invalidate()
+	case isErr && (e.Endpoint == EndpointIAMToken || e.Endpoint == EndpointECSMetadata):
+		// Login or metadata trouble other than a 401 says nothing yet.
+	case isErr && e.StatusCode >= 200 && e.StatusCode < 500 && e.StatusCode != http.StatusTooManyRequests:
+		g.ok, g.failures, g.last = true, 0, nil
+	}
+}

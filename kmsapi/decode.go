@@ -1,0 +1,431 @@
+package kmsapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// The API documents some fields as strings and returns them as numbers, or
+// the other way round (see KMS-API-NOTES.md). flexInt accepts a JSON number,
+// a string holding a number, "" and null; the last two mean 0.
+type flexInt int64
+
+func (f *flexInt) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 {
+		return errors.New("empty value")
+	}
+	if b[0] == '"' {
+		if len(b) < 2 || b[len(b)-1] != '"' {
+			return fmt.Errorf("malformed string %.40q", b)
+		}
+		b = bytes.TrimSpace(b[1 : len(b)-1])
+		if bytes.IndexByte(b, '\\') >= 0 {
+			return fmt.Errorf("expected a number, got %.40q", b)
+		}
+		if len(b) == 0 {
+			*f = 0
+			return nil
+		}
+	} else if string(b) == "null" {
+		*f = 0
+		return nil
+	}
+	n, err := parseInt(b)
+	if err != nil {
+		return err
+	}
+	*f = flexInt(n)
+	return nil
+}
+
+// parseInt parses decimal digits without allocating, falling back to
+// strconv.ParseFloat for forms like 1.5e12 that some encoders write.
+func parseInt(b []byte) (int64, error) {
+	neg := false
+	d := b
+	if len(d) > 0 && (d[0] == '-' || d[0] == '+') {
+		neg = d[0] == '-'
+		d = d[1:]
+	}
+	if len(d) > 0 && len(d) <= 18 {
+		var n int64
+		ok := true
+		for _, c := range d {
+			if c < '0' || c > '9' {
+				ok = false
+				break
+			}
+			n = n*10 + int64(c-'0')
+		}
+		if ok {
+			if neg {
+				n = -n
+			}
+			return n, nil
+		}
+	}
+	v, err := strconv.ParseFloat(string(b), 64)
+	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) || v != math.Trunc(v) || math.Abs(v) > 1<<62 {
+		return 0, fmt.Errorf("expected an integer, got %.40q", b)
+	}
+	return int64(v), nil
+}
+
+// flexString accepts a JSON string, number or bool as text, and null as "".
+type flexString string
+
+func (f *flexString) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	if len(b) > 0 && b[0] == '"' {
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		*f = flexString(s)
+		return nil
+	}
+	if string(b) == "null" {
+		*f = ""
+		return nil
+	}
+	if len(b) > 0 && (b[0] == '{' || b[0] == '[') {
+		return fmt.Errorf("expected a string, got %.40q", b)
+	}
+	*f = flexString(b)
+	return nil
+}
+
+// apiTime turns an API timestamp into a time: 0 (or "", null) means none,
+// values above 1e12 are milliseconds, smaller ones seconds.
+func apiTime(v flexInt) time.Time {
+	switch {
+	case v <= 0:
+		return time.Time{}
+	case v > 1e12:
+		return time.UnixMilli(int64(v)).UTC()
+	default:
+		return time.Unix(int64(v), 0).UTC()
+	}
+}
+
+// decodeError wraps a decoding problem of a 2xx answer.
+func decodeError(endpoint string, status int, format string, args ...any) *Error {
+	return &Error{Endpoint: endpoint, StatusCode: status, Err: fmt.Errorf(format, args...)}
+}
+
+func unmarshal(endpoint string, body []byte, v any) error {
+	if err := json.Unmarshal(body, v); err != nil {
+		return decodeError(endpoint, http.StatusOK, "decoding response: %w", err)
+	}
+	return nil
+}
+
+type wireQuotas struct {
+	Quotas *struct {
+		Resources []struct {
+			Type  string  `json:"type"`
+			Used  flexInt `json:"used"`
+			Quota flexInt `json:"quota"`
+		} `json:"resources"`
+	} `json:"quotas"`
+}
+
+func decodeQuotas(body []byte) ([]Quota, error) {
+	var w wireQuotas
+	if err := unmarshal(EndpointQuotas, body, &w); err != nil {
+		return nil, err
+	}
+	if w.Quotas == nil {
+		return nil, decodeError(EndpointQuotas, http.StatusOK, "response lacks quotas")
+	}
+	out := make([]Quota, 0, len(w.Quotas.Resources))
+	for _, r := range w.Quotas.Resources {
+		out = append(out, Quota{Resource: r.Type, Used: int64(r.Used), Limit: int64(r.Quota)})
+	}
+	return out, nil
+}
+
+func decodeInstances(body []byte) (int64, error) {
+	var w struct {
+		InstanceNum *flexInt `json:"instance_num"`
+	}
+	if err := unmarshal(EndpointInstances, body, &w); err != nil {
+		return 0, err
+	}
+	if w.InstanceNum == nil {
+		return 0, decodeError(EndpointInstances, http.StatusOK, "response lacks instance_num")
+	}
+	if *w.InstanceNum < 0 {
+		return 0, decodeError(EndpointInstances, http.StatusOK, "negative instance_num %d", *w.InstanceNum)
+	}
+	return int64(*w.InstanceNum), nil
+}
+
+type wireTag struct {
+	Key   flexString `json:"key"`
+	Value flexString `json:"value"`
+}
+
+type wireResource struct {
+	ResourceID   string     `json:"resource_id"`
+	ResourceName flexString `json:"resource_name"`
+	Detail       struct {
+		KeyID                 string     `json:"key_id"`
+		DomainID              string     `json:"domain_id"`
+		KeyAlias              flexString `json:"key_alias"`
+		KeyDescription        flexString `json:"key_description"`
+		CreationDate          flexInt    `json:"creation_date"`
+		ScheduledDeletionDate flexInt    `json:"scheduled_deletion_date"`
+		ExpirationTime        flexInt    `json:"expiration_time"`
+		KeyState              flexInt    `json:"key_state"`
+		DefaultKeyFlag        flexInt    `json:"default_key_flag"`
+		KeyType               flexInt    `json:"key_type"`
+	} `json:"resource_detail"`
+	Tags []wireTag `json:"tags"`
+}
+
+type wireResourcePage struct {
+	Resources  []wireResource `json:"resources"`
+	TotalCount *flexInt       `json:"total_count"`
+}
+
+// decodeKeyPage decodes a resource_instances answer. With action count the
+// resources may be null; with filter they must be present.
+func decodeKeyPage(body []byte, wantResources bool) (KeyPage, error) {
+	var w wireResourcePage
+	if err := unmarshal(EndpointResourceInstances, body, &w); err != nil {
+		return KeyPage{}, err
+	}
+	if w.TotalCount == nil {
+		return KeyPage{}, decodeError(EndpointResourceInstances, http.StatusOK, "response lacks total_count")
+	}
+	total := int64(*w.TotalCount)
+	if total < 0 || total > math.MaxInt32 {
+		return KeyPage{}, decodeError(EndpointResourceInstances, http.StatusOK, "implausible total_count %d", total)
+	}
+	if wantResources && w.Resources == nil && total > 0 {
+		return KeyPage{}, decodeError(EndpointResourceInstances, http.StatusOK, "response lacks resources")
+	}
+	p := KeyPage{Total: int(total), Keys: make([]Key, len(w.Resources))}
+	for i := range w.Resources {
+		r := &w.Resources[i]
+		d := &r.Detail
+		k := &p.Keys[i]
+		k.ID = d.KeyID
+		if k.ID == "" {
+			k.ID = r.ResourceID
+		}
+		if k.ID == "" {
+			return KeyPage{}, decodeError(EndpointResourceInstances, http.StatusOK, "resource %d has no key_id or resource_id", i)
+		}
+		k.Alias = string(d.KeyAlias)
+		k.Description = string(d.KeyDescription)
+		k.DomainID = d.DomainID
+		k.ResourceName = string(r.ResourceName)
+		k.State = KeyState(d.KeyState)
+		k.Default = d.DefaultKeyFlag == 1
+		k.KeyType = int(d.KeyType)
+		k.Created = apiTime(d.CreationDate)
+		k.ScheduledDeletion = apiTime(d.ScheduledDeletionDate)
+		k.Expires = apiTime(d.ExpirationTime)
+		if len(r.Tags) > 0 {
+			k.Tags = make([]Tag, len(r.Tags))
+			for j, t := range r.Tags {
+				k.Tags[j] = Tag{Key: string(t.Key), Value: string(t.Value)}
+			}
+		}
+	}
+	return p, nil
+}
+
+func decodeRegions(body []byte) ([]string, error) {
+	var w struct {
+		Regions *[]string `json:"regions"`
+	}
+	if err := unmarshal(EndpointRegions, body, &w); err != nil {
+		return nil, err
+	}
+	if w.Regions == nil {
+		return nil, decodeError(EndpointRegions, http.StatusOK, "response lacks regions")
+	}
+	return *w.Regions, nil
+}
+
+// decodeProjects picks the one project named name from GET /v3/projects.
+func decodeProjects(body []byte, name string) (string, error) {
+	var w struct {
+		Projects *[]struct {
+			ID   string `json:"id"`
+			Name string `json:"name"`
+		} `json:"projects"`
+	}
+	if err := unmarshal(EndpointIAMProjects, body, &w); err != nil {
+		return "", err
+	}
+	if w.Projects == nil {
+		return "", decodeError(EndpointIAMProjects, http.StatusOK, "response lacks projects")
+	}
+	var ids []string
+	for _, p := range *w.Projects {
+		if p.Name == name && p.ID != "" {
+			ids = append(ids, p.ID)
+		}
+	}
+	switch len(ids) {
+	case 0:
+		return "", decodeError(EndpointIAMProjects, http.StatusOK, "no project named %q", name)
+	case 1:
+		return ids[0], nil
+	}
+	return "", decodeError(EndpointIAMProjects, http.StatusOK, "%d projects named %q", len(ids), name)
+}
+
+// decodeTokenBody reads expires_at and the project of an IAM token answer.
+// The token itself travels in the X-Subject-Token header.
+func decodeTokenBody(body []byte) (expires time.Time, projectID string, err error) {
+	var w struct {
+		Token *struct {
+			ExpiresAt string `json:"expires_at"`
+			Project   *struct {
+				ID string `json:"id"`
+			} `json:"project"`
+		} `json:"token"`
+	}
+	if err := json.Unmarshal(body, &w); err != nil {
+		return time.Time{}, "", decodeError(EndpointIAMToken, http.StatusCreated, "decoding response: %w", err)
+	}
+	if w.Token == nil {
+		return time.Time{}, "", decodeError(EndpointIAMToken, http.StatusCreated, "response lacks token")
+	}
+	expires, err = parseAPITimestamp(w.Token.ExpiresAt)
+	if err != nil {
+		return time.Time{}, "", decodeError(EndpointIAMToken, http.StatusCreated, "token.expires_at: %w", err)
+	}
+	if w.Token.Project != nil {
+		projectID = w.Token.Project.ID
+	}
+	return expires, projectID, nil
+}
+
+type securityKey struct {
+	AK, SK, Token string
+	Expires       time.Time
+}
+
+// decodeSecurityKey reads the ECS metadata securitykey answer.
+func decodeSecurityKey(body []byte) (securityKey, error) {
+	var w struct {
+		Credential *struct {
+			Access        string `json:"access"`
+			Secret        string `json:"secret"`
+			SecurityToken string `json:"securitytoken"`
+			ExpiresAt     string `json:"expires_at"`
+		} `json:"credential"`
+	}
+	if err := unmarshal(EndpointECSMetadata, body, &w); err != nil {
+		return securityKey{}, err
+	}
+	c := w.Credential
+	if c == nil {
+		return securityKey{}, decodeError(EndpointECSMetadata, http.StatusOK, "response lacks credential")
+	}
+	if c.Access == "" || c.Secret == "" {
+		// Never echo the values: they are secrets.
+		return securityKey{}, decodeError(EndpointECSMetadata, http.StatusOK, "credential lacks access or secret")
+	}
+	exp, err := parseAPITimestamp(c.ExpiresAt)
+	if err != nil {
+		return securityKey{}, decodeError(EndpointECSMetadata, http.StatusOK, "credential.expires_at: %w", err)
+	}
+	return securityKey{AK: c.Access, SK: c.Secret, Token: c.SecurityToken, Expires: exp}, nil
+}
+
+// parseAPITimestamp parses IAM's "2026-11-23T11:15:04.000000Z" and its
+// variants.
+func parseAPITimestamp(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, errors.New("missing")
+	}
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999", "2006-01-02 15:04:05.999999999Z07:00"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.UTC(), nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("unparseable time %.40q", s)
+}
+
+// parseError builds the *Error for a non-2xx answer from either the KMS
+// shape {"error":{"error_code","error_msg"}}, the flat API Gateway shape
+// {"error_code","error_msg","request_id"}, or IAM's {"error":{"code","message"}}.
+// A body that is not JSON still gives the status.
+func parseError(endpoint string, status int, header http.Header, body []byte) *Error {
+	e := &Error{Endpoint: endpoint, StatusCode: status}
+	if header != nil {
+		e.RequestID = header.Get("X-Request-Id")
+	}
+	type fields struct {
+		ErrorCode flexString `json:"error_code"`
+		ErrorMsg  flexString `json:"error_msg"`
+		Code      flexString `json:"code"`
+		Message   flexString `json:"message"`
+		RequestID flexString `json:"request_id"`
+	}
+	var w struct {
+		fields
+		Error json.RawMessage `json:"error"`
+	}
+	if json.Unmarshal(body, &w) != nil {
+		return e
+	}
+	f := w.fields
+	if len(w.Error) > 0 {
+		var inner fields
+		if json.Unmarshal(w.Error, &inner) == nil {
+			if inner.ErrorCode != "" || inner.Code != "" || inner.ErrorMsg != "" || inner.Message != "" {
+				f.ErrorCode, f.Code, f.ErrorMsg, f.Message = inner.ErrorCode, inner.Code, inner.ErrorMsg, inner.Message
+			}
+			if f.RequestID == "" {
+				f.RequestID = inner.RequestID
+			}
+		} else {
+			var s string
+			if json.Unmarshal(w.Error, &s) == nil && f.ErrorMsg == "" {
+				f.ErrorMsg = flexString(s)
+			}
+		}
+	}
+	e.Code = clean(string(f.ErrorCode))
+	if e.Code == "" {
+		e.Code = clean(string(f.Code))
+	}
+	e.Message = clean(string(f.ErrorMsg))
+	if e.Message == "" {
+		e.Message = clean(string(f.Message))
+	}
+	if e.RequestID == "" {
+		e.RequestID = clean(string(f.RequestID))
+	}
+	return e
+}
+
+// clean keeps error text from the server to one printable line of sane length.
+func clean(s string) string {
+	const max = 512
+	if len(s) > max {
+		s = s[:max]
+	}
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, strings.ToValidUTF8(s, "?"))
+}
