@@ -6,9 +6,6 @@
 package kmsfake
 
 import (
-	"net/http"
-	"net/http/httptest"
-	"sync"
 	"time"
 
 	"github.com/kms-exporter/kms_exporter/kmsapi"
@@ -70,65 +67,6 @@ const (
 	Strings
 )
 
-// Server is a running fake.
-type Server struct {
-	ts *httptest.Server
-	mu sync.Mutex
-}
-
-// Start serves s over plain HTTP on 127.0.0.1.
-func Start(s Scenario) *Server {
-	srv := &Server{}
-	srv.ts = httptest.NewServer(http.NotFoundHandler())
-	return srv
-}
-
-// StartTLS serves s over TLS with httptest's self-signed certificate; only
-// Client() (or a client given that certificate) trusts it.
-func StartTLS(s Scenario) *Server {
-	srv := &Server{}
-	srv.ts = httptest.NewTLSServer(http.NotFoundHandler())
-	return srv
-}
-
-// URL is the base URL of every API the fake serves.
-func (s *Server) URL() string { return s.ts.URL }
-
-// Client returns an HTTP client that trusts the fake's certificate.
-func (s *Server) Client() *http.Client { return s.ts.Client() }
-
-// Close stops the server, releasing hanging requests first.
-func (s *Server) Close() { s.ts.Close() }
-
-// SetFault installs f for endpoint (a kmsapi.Endpoint* name; "" for every endpoint).
-func (s *Server) SetFault(endpoint string, f Fault) {}
-
-// ClearFaults removes every fault.
-func (s *Server) ClearFaults() {}
-
-// Requests counts the requests received for endpoint ("" for all), rejected ones included.
-func (s *Server) Requests(endpoint string) int { return 0 }
-
-// ResetRequests zeroes the request counters.
-func (s *Server) ResetRequests() {}
-
-// SetEncoding chooses how numbers are encoded from now on.
-func (s *Server) SetEncoding(e Encoding) {}
-
-// SetTokenTTL sets the lifetime of IAM tokens issued from now on (default 24h).
-func (s *Server) SetTokenTTL(d time.Duration) {}
-
-// ExpireTokens makes every token issued so far answer 401 as expired.
-func (s *Server) ExpireTokens() {}
-
-// SetRateLimit limits requests per second per AK or user, answering 429
-// APIGW.0308 beyond it like the real gateway; 0 turns it off (the default).
-func (s *Server) SetRateLimit(rps float64) {}
-
-// SetClock sets the fake's clock, used for X-Sdk-Date freshness, token and
-// metadata credential expiry, and the rate limit.
-func (s *Server) SetClock(now func() time.Time) {}
-
 // GenerateOptions shape a generated scenario.
 type GenerateOptions struct {
 	Seed           int64
@@ -138,15 +76,3 @@ type GenerateOptions struct {
 	Now            time.Time // deletion dates are relative to it
 	AccessKey      AccessKey // the credential to put in the scenario (ExampleAccessKey if zero)
 }
-
-// Generate builds a realistic scenario of any size, deterministic for a Seed.
-func Generate(o GenerateOptions) Scenario { return Scenario{} }
-
-// Demo is the account kms_exporter --demo shows.
-func Demo(now time.Time) Scenario { return Scenario{} }
-
-// DemoAccessKey is the credential of the Demo scenario.
-var DemoAccessKey = AccessKey{AK: "DEMOACCESSKEY0000000", SK: "demo-secret-key-not-a-real-secret-000000"}
-
-// ExampleAccessKey is the credential Generate puts in a scenario when none is given.
-var ExampleAccessKey = AccessKey{AK: "EXAMPLEAK00000000000", SK: "example-secret-key-for-tests-only-00000"}

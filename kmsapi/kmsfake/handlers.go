@@ -1,0 +1,475 @@
+package kmsfake
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"encoding/json"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/kms-exporter/kms_exporter/kmsapi"
+)
+
+const (
+	maxBody      = 1 << 20
+	maxClockSkew = 15 * time.Minute
+	sdkDateFmt   = "20060102T150405Z"
+	iamTimeFmt   = "2006-01-02T15:04:05.000000Z"
+)
+
+func (s *Server) serve(rw *responder, r *http.Request, rt route) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if err != nil {
+		return // the client went away
+	}
+	if len(body) > maxBody {
+		rw.kmsError(http.StatusBadRequest, "KMS.0202", "The request body is too large.")
+		return
+	}
+	switch rt.endpoint {
+	case kmsapi.EndpointIAMToken:
+		s.issueToken(rw, body)
+		return
+	case kmsapi.EndpointECSMetadata:
+		s.metadata(rw, r)
+		return
+	}
+
+	who, ok := s.authenticate(rw, r, body, rt)
+	if !ok {
+		return
+	}
+	var p *project
+	if rt.projectID != "" {
+		p = s.projects[rt.projectID]
+		if p == nil {
+			rw.kmsError(http.StatusForbidden, "KMS.0321", "The project ID in the URL is not a project of this account.")
+			return
+		}
+		if h := r.Header.Get("X-Project-Id"); h != "" && h != rt.projectID {
+			rw.kmsError(http.StatusForbidden, "KMS.0321", "The X-Project-Id header does not match the project ID in the URL.")
+			return
+		}
+	}
+	if !s.allow(who) {
+		s.mu.Lock()
+		limit := int(s.rps)
+		s.mu.Unlock()
+		rw.throttled(max(limit, 1))
+		return
+	}
+
+	switch rt.endpoint {
+	case kmsapi.EndpointQuotas:
+		s.quotas(rw, p)
+	case kmsapi.EndpointInstances:
+		var b []byte
+		b = append(b, `{"instance_num":`...)
+		b = appendNum(b, p.Instances, s.useStrings())
+		rw.raw(http.StatusOK, append(b, '}'))
+	case kmsapi.EndpointResourceInstances:
+		s.resourceInstances(rw, p, body)
+	case kmsapi.EndpointRegions:
+		s.regions(rw, r)
+	case kmsapi.EndpointIAMProjects:
+		s.listProjects(rw, r)
+	}
+}
+
+// authenticate checks X-Auth-Token or the SDK-HMAC-SHA256 signature and
+// names the principal for the rate limit.
+func (s *Server) authenticate(rw *responder, r *http.Request, body []byte, rt route) (string, bool) {
+	if tok := r.Header.Get("X-Auth-Token"); tok != "" {
+		s.mu.Lock()
+		t := s.tokens[tok]
+		var expired bool
+		if t != nil {
+			expired = t.revoked || !s.now().Before(t.expires)
+		}
+		s.mu.Unlock()
+		switch {
+		case t == nil:
+			rw.apigwError(http.StatusUnauthorized, "APIGW.0301", "Incorrect IAM authentication information: decrypt token fail")
+			return "", false
+		case expired && rt.kmsPath:
+			rw.kmsError(http.StatusUnauthorized, "KMS.0303", "The token has expired.")
+			return "", false
+		case expired:
+			rw.apigwError(http.StatusUnauthorized, "APIGW.0307", "The token must be updated.")
+			return "", false
+		case rt.projectID != "" && t.projectID != rt.projectID:
+			rw.kmsError(http.StatusForbidden, "KMS.0321", "The project ID in the URL does not match the token.")
+			return "", false
+		}
+		return "user:" + t.user, true
+	}
+
+	authz := r.Header.Get("Authorization")
+	if authz == "" {
+		rw.apigwError(http.StatusUnauthorized, "APIGW.0301", "Incorrect IAM authentication information: no Authorization header or X-Auth-Token")
+		return "", false
+	}
+	fail := func(why string) (string, bool) {
+		rw.apigwError(http.StatusUnauthorized, "APIGW.0301", "Incorrect IAM authentication information: "+why)
+		return "", false
+	}
+	akID, signed, sig, err := kmsapi.ParseAuthorization(authz)
+	if err != nil {
+		return fail("malformed Authorization header")
+	}
+	ak, ok := s.aks[akID]
+	if !ok {
+		return fail("unknown access key")
+	}
+	date := r.Header.Get(kmsapi.HeaderSdkDate)
+	at, err := time.Parse(sdkDateFmt, date)
+	if err != nil {
+		return fail("missing or malformed X-Sdk-Date")
+	}
+	if skew := s.clock().Sub(at); skew > maxClockSkew || skew < -maxClockSkew {
+		return fail("X-Sdk-Date is more than 15 minutes from the server time")
+	}
+	if !slices.Contains(signed, "x-sdk-date") {
+		return fail("x-sdk-date is not signed")
+	}
+	if ak.SecurityToken != "" {
+		got := r.Header.Get(kmsapi.HeaderSecToken)
+		if got == "" {
+			return fail("temporary credentials need X-Security-Token")
+		}
+		if !hmac.Equal([]byte(got), []byte(ak.SecurityToken)) || !slices.Contains(signed, "x-security-token") {
+			return fail("invalid security token")
+		}
+	}
+	want := kmsapi.Signature(r, body, signed, ak.SK, date)
+	if !hmac.Equal([]byte(want), []byte(sig)) {
+		return fail("verify aksk signature fail")
+	}
+	return "ak:" + akID, true
+}
+
+func (s *Server) quotas(rw *responder, p *project) {
+	str := s.useStrings()
+	b := []byte(`{"quotas":{"resources":[`)
+	for i, q := range p.Quotas {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"type":`...)
+		b = jsonString(b, q.Resource)
+		b = append(b, `,"used":`...)
+		b = appendNum(b, q.Used, str)
+		b = append(b, `,"quota":`...)
+		b = appendNum(b, q.Limit, str)
+		b = append(b, '}')
+	}
+	rw.raw(http.StatusOK, append(b, "]}}"...))
+}
+
+type resourceRequest struct {
+	Action   *string         `json:"action"`
+	Limit    json.RawMessage `json:"limit"`
+	Offset   json.RawMessage `json:"offset"`
+	Tags     []tagFilter     `json:"tags"`
+	Matches  []match         `json:"matches"`
+	Sequence string          `json:"sequence"`
+}
+
+// stringNumber parses a limit/offset: absent is ok=false, anything but a
+// JSON string of an integer is an error.
+func stringNumber(raw json.RawMessage) (n int, present bool, valid bool) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return 0, false, true
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return 0, true, false
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return 0, true, false
+	}
+	return n, true, true
+}
+
+func (s *Server) resourceInstances(rw *responder, p *project, body []byte) {
+	var req resourceRequest
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(&req); err != nil {
+		rw.kmsError(http.StatusBadRequest, "KMS.0202", "The request body is not valid JSON.")
+		return
+	}
+	if req.Action == nil || *req.Action == "" {
+		rw.kmsError(http.StatusBadRequest, "KMS.0204", "Missing parameter: action.")
+		return
+	}
+	limit, hasLimit, okLimit := stringNumber(req.Limit)
+	offset, hasOffset, okOffset := stringNumber(req.Offset)
+	switch *req.Action {
+	case "count":
+		if hasLimit || hasOffset {
+			rw.kmsError(http.StatusBadRequest, "KMS.0418", "The offset and limit parameters are not allowed with action count.")
+			return
+		}
+	case "filter":
+		if !okLimit || !okOffset {
+			rw.kmsError(http.StatusBadRequest, "KMS.0308", "Invalid parameter: limit and offset must be numeric strings.")
+			return
+		}
+		if !hasLimit {
+			limit = 10
+		}
+		if limit < 1 || limit > kmsapi.MaxPageSize {
+			rw.kmsError(http.StatusBadRequest, "KMS.0308", "Invalid parameter: limit must be 1 to 1000.")
+			return
+		}
+		if offset < 0 {
+			rw.kmsError(http.StatusBadRequest, "KMS.0417", "The offset cannot be negative.")
+			return
+		}
+	default:
+		rw.kmsError(http.StatusBadRequest, "KMS.0308", "Invalid parameter: action must be filter or count.")
+		return
+	}
+	for _, t := range req.Tags {
+		if t.Key == "" || len(t.Key) > 36 {
+			rw.kmsError(http.StatusBadRequest, "KMS.0308", "Invalid parameter: tag key.")
+			return
+		}
+	}
+	for _, m := range req.Matches {
+		if m.Key != "resource_name" || m.Value == "" || len(m.Value) > 255 {
+			rw.kmsError(http.StatusBadRequest, "KMS.0308", "Invalid parameter: matches.")
+			return
+		}
+	}
+
+	idx, all := p.selectKeys(req.Tags, req.Matches)
+	total := len(idx)
+	if all {
+		total = len(p.keys)
+	}
+	str := s.useStrings()
+	if *req.Action == "count" {
+		b := []byte(`{"resources":null,"total_count":`)
+		b = appendNum(b, int64(total), str)
+		rw.raw(http.StatusOK, append(b, '}'))
+		return
+	}
+
+	from, to := min(offset, total), min(offset+limit, total)
+	size := 64
+	for i := from; i < to; i++ {
+		if all {
+			size += p.keys[i].size()
+		} else {
+			size += p.keys[idx[i]].size()
+		}
+	}
+	b := make([]byte, 0, size)
+	b = append(b, `{"resources":[`...)
+	for i := from; i < to; i++ {
+		if i > from {
+			b = append(b, ',')
+		}
+		k := i
+		if !all {
+			k = idx[i]
+		}
+		b = p.keys[k].appendTo(b, str)
+	}
+	b = append(b, `],"total_count":`...)
+	b = appendNum(b, int64(total), str)
+	rw.raw(http.StatusOK, append(b, '}'))
+}
+
+func queryInt(r *http.Request, name string, def int) (int, bool) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return def, true
+	}
+	n, err := strconv.Atoi(v)
+	return n, err == nil && n >= 0
+}
+
+func (s *Server) regions(rw *responder, r *http.Request) {
+	limit, ok1 := queryInt(r, "limit", 10)
+	offset, ok2 := queryInt(r, "offset", 0)
+	if !ok1 || !ok2 || limit < 1 {
+		rw.kmsError(http.StatusBadRequest, "KMS.0308", "Invalid parameter: limit or offset.")
+		return
+	}
+	n := len(s.crossRegions)
+	page := s.crossRegions[min(offset, n):min(offset+limit, n)]
+	rw.json(http.StatusOK, struct {
+		Regions []string `json:"regions"`
+	}{append([]string{}, page...)})
+}
+
+type iamDomain struct {
+	ID   string `json:"id,omitempty"`
+	Name string `json:"name,omitempty"`
+}
+
+type iamProject struct {
+	ID     string     `json:"id"`
+	Name   string     `json:"name"`
+	Domain *iamDomain `json:"domain,omitempty"`
+}
+
+// iamError is the Keystone shape IAM uses for token errors.
+func (rw *responder) iamError(status int, title, msg string) {
+	type e struct {
+		Code    int    `json:"code"`
+		Title   string `json:"title"`
+		Message string `json:"message"`
+	}
+	rw.json(status, struct {
+		Error e `json:"error"`
+	}{e{status, title, msg}})
+}
+
+func (s *Server) issueToken(rw *responder, body []byte) {
+	var req struct {
+		Auth struct {
+			Identity struct {
+				Methods  []string `json:"methods"`
+				Password struct {
+					User struct {
+						Name     string    `json:"name"`
+						Password string    `json:"password"`
+						Domain   iamDomain `json:"domain"`
+					} `json:"user"`
+				} `json:"password"`
+			} `json:"identity"`
+			Scope struct {
+				Project *iamProject `json:"project"`
+			} `json:"scope"`
+		} `json:"auth"`
+	}
+	if err := json.Unmarshal(body, &req); err != nil {
+		rw.iamError(http.StatusBadRequest, "Bad Request", "The request body is not valid JSON.")
+		return
+	}
+	id := req.Auth.Identity
+	u := id.Password.User
+	if !slices.Contains(id.Methods, "password") || u.Name == "" || u.Domain.Name == "" {
+		rw.iamError(http.StatusBadRequest, "Bad Request", "Mandatory parameters are not specified.")
+		return
+	}
+	known := false
+	for _, cand := range s.users {
+		if cand.Domain == u.Domain.Name && cand.Name == u.Name &&
+			hmac.Equal([]byte(cand.Password), []byte(u.Password)) {
+			known = true
+			break
+		}
+	}
+	if !known {
+		rw.iamError(http.StatusUnauthorized, "Unauthorized", "The username or password is wrong.")
+		return
+	}
+	sc := req.Auth.Scope.Project
+	if sc == nil || (sc.ID == "" && sc.Name == "") {
+		rw.iamError(http.StatusBadRequest, "Bad Request", "A project scope (id or name) is required.")
+		return
+	}
+	var found []*project
+	for _, p := range s.order {
+		if (sc.ID != "" && p.ID == sc.ID) || (sc.ID == "" && p.Region == sc.Name) {
+			found = append(found, p)
+		}
+	}
+	if len(found) != 1 {
+		rw.iamError(http.StatusUnauthorized, "Unauthorized", "The request you have made requires authentication: unknown or ambiguous project.")
+		return
+	}
+	p := found[0]
+
+	tok := "MIIFake" + randomHex(48)
+	s.mu.Lock()
+	now := s.now()
+	expires := now.Add(s.tokenTTL)
+	s.tokens[tok] = &token{projectID: p.ID, user: u.Domain.Name + "/" + u.Name, expires: expires}
+	s.mu.Unlock()
+
+	type named struct {
+		ID     string    `json:"id"`
+		Name   string    `json:"name"`
+		Domain iamDomain `json:"domain"`
+	}
+	resp := map[string]any{"token": map[string]any{
+		"expires_at": expires.UTC().Format(iamTimeFmt),
+		"issued_at":  now.UTC().Format(iamTimeFmt),
+		"methods":    []string{"password"},
+		"project":    named{p.ID, p.Region, iamDomain{s.domainID, u.Domain.Name}},
+		"user":       named{"u" + p.ID[:min(len(p.ID), 8)], u.Name, iamDomain{s.domainID, u.Domain.Name}},
+		"roles":      []map[string]string{{"id": "0", "name": "kms_adm"}},
+		"catalog":    []any{},
+	}}
+	rw.w.Header().Set("X-Subject-Token", tok)
+	rw.json(http.StatusCreated, resp)
+}
+
+func (s *Server) listProjects(rw *responder, r *http.Request) {
+	name := r.URL.Query().Get("name")
+	type proj struct {
+		ID          string `json:"id"`
+		Name        string `json:"name"`
+		DomainID    string `json:"domain_id"`
+		ParentID    string `json:"parent_id"`
+		Description string `json:"description"`
+		Enabled     bool   `json:"enabled"`
+		IsDomain    bool   `json:"is_domain"`
+	}
+	out := []proj{}
+	for _, p := range s.order {
+		if name == "" || p.Region == name {
+			out = append(out, proj{p.ID, p.Region, s.domainID, s.domainID, "", true, false})
+		}
+	}
+	rw.json(http.StatusOK, map[string]any{
+		"projects": out,
+		"links":    map[string]any{"self": "/v3/projects", "next": nil, "previous": nil},
+	})
+}
+
+func (s *Server) metadata(rw *responder, r *http.Request) {
+	if r.Method == http.MethodPut {
+		ttl, err := strconv.Atoi(r.Header.Get("X-Metadata-Token-Ttl-Seconds"))
+		if err != nil || ttl < 1 || ttl > 21600 {
+			rw.w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		tok := randomHex(24)
+		s.mu.Lock()
+		s.metaTokens[tok] = s.now().Add(time.Duration(ttl) * time.Second)
+		s.mu.Unlock()
+		rw.w.Header().Set("Content-Type", "text/plain")
+		rw.w.Write([]byte(tok))
+		return
+	}
+	s.mu.Lock()
+	now := s.now()
+	required := len(s.metaTokens) > 0
+	exp, valid := s.metaTokens[r.Header.Get("X-Metadata-Token")]
+	valid = valid && now.Before(exp)
+	s.mu.Unlock()
+	if required && !valid {
+		rw.w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	if s.agency == nil {
+		rw.w.WriteHeader(http.StatusNotFound)
+		return
+	}
+	rw.json(http.StatusOK, map[string]any{"credential": map[string]string{
+		"access":        s.agency.AK,
+		"secret":        s.agency.SK,
+		"securitytoken": s.agency.SecurityToken,
+		"expires_at":    now.Add(time.Hour).UTC().Format(iamTimeFmt),
+	}})
+}
