@@ -1,0 +1,813 @@
+// Package deploy holds no code: its tests keep the operations files
+// (dashboard, alert rules, Kubernetes manifests, systemd unit, Dockerfile)
+// consistent with each other and with the metric names of SPEC.md section 5.
+// The end-to-end test (make e2e) runs the rules and queries against a real
+// Prometheus; these tests run in make test and need no tools.
+package deploy
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// specMetrics are the metric names of SPEC.md section 5. Dashboard and alert
+// rules may use no other kms_ metric.
+var specMetrics = map[string]bool{
+	"kms_up":                                       true,
+	"kms_scrape_collector_success":                 true,
+	"kms_scrape_collector_duration_seconds":        true,
+	"kms_quota_limit":                              true,
+	"kms_quota_used":                               true,
+	"kms_cmk_instances":                            true,
+	"kms_keys":                                     true,
+	"kms_default_keys":                             true,
+	"kms_keys_by_tag":                              true,
+	"kms_keys_by_tag_dropped_series":               true,
+	"kms_key_scheduled_deletion_timestamp_seconds": true,
+	"kms_cross_region_info":                        true,
+	"kms_api_requests_total":                       true,
+	"kms_api_request_duration_seconds":             true, // histogram
+	"kms_exporter_build_info":                      true,
+	"kms_exporter_config_last_reload_successful":   true,
+	"kms_exporter_config_last_reload_success_timestamp_seconds": true,
+}
+
+// specHistograms may appear with the _bucket, _sum and _count suffixes.
+var specHistograms = []string{"kms_api_request_duration_seconds"}
+
+// specLabels are the label names of SPEC.md section 5, plus the ones
+// Prometheus adds (job, instance) and the histogram's le.
+var specLabels = map[string]bool{
+	"region": true, "project_id": true, "collector": true, "resource": true,
+	"state": true, "tag_key": true, "tag_value": true, "key_id": true,
+	"key_alias": true, "supported_region": true, "endpoint": true, "code": true,
+	"le": true, "job": true, "instance": true,
+}
+
+var (
+	metricRE = regexp.MustCompile(`\bkms_[a-z0-9_]+`)
+	// A label matcher inside {...}: name, operator, opening quote.
+	matcherRE = regexp.MustCompile(`([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)\s*"`)
+	// by (...), without (...), on (...), ignoring (...), group_left (...).
+	groupingRE = regexp.MustCompile(`\b(?:by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)`)
+)
+
+// exprProblems lists the kms_ metric names and label names in expr that
+// SPEC.md does not define.
+func exprProblems(expr string) []string {
+	if strings.TrimSpace(expr) == "" {
+		return []string{"empty expression"}
+	}
+	var out []string
+	for _, name := range metricRE.FindAllString(expr, -1) {
+		base := name
+		for _, h := range specHistograms {
+			for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+				if name == h+suffix {
+					base = h
+				}
+			}
+		}
+		if !specMetrics[base] {
+			out = append(out, "metric "+name+" is not in SPEC.md section 5")
+		}
+	}
+	for _, m := range matcherRE.FindAllStringSubmatch(expr, -1) {
+		if m[1] != "__name__" && !specLabels[m[1]] {
+			out = append(out, "label "+m[1]+" is not in SPEC.md section 5")
+		}
+	}
+	for _, m := range groupingRE.FindAllStringSubmatch(expr, -1) {
+		for _, l := range strings.Split(m[1], ",") {
+			if l = strings.TrimSpace(l); l != "" && !specLabels[l] {
+				out = append(out, "grouping label "+l+" is not in SPEC.md section 5")
+			}
+		}
+	}
+	return out
+}
+
+func checkExpr(t *testing.T, where, expr string) {
+	t.Helper()
+	for _, p := range exprProblems(expr) {
+		t.Errorf("%s: %s: %s", where, p, expr)
+	}
+}
+
+func TestExprProblems(t *testing.T) {
+	// exprProblems guards the other tests here: make sure it can fail.
+	for _, expr := range []string{
+		`kms_quota_total{type="CMK"}`,
+		`sum by (type) (kms_quota_used)`,
+		`kms_api_request_duration_seconds_total`,
+		`kms_quota_used{kind="CMK"}`,
+		` `,
+	} {
+		if len(exprProblems(expr)) == 0 {
+			t.Errorf("exprProblems accepted %q", expr)
+		}
+	}
+	for _, expr := range []string{
+		`histogram_quantile(0.9, sum by (le, endpoint) (rate(kms_api_request_duration_seconds_bucket[5m])))`,
+		`100 * kms_quota_used{resource="CMK",region=~"$region"} / (kms_quota_limit > 0) > 80`,
+		`kms_up == 0`,
+	} {
+		if p := exprProblems(expr); len(p) != 0 {
+			t.Errorf("exprProblems(%q) = %v, want none", expr, p)
+		}
+	}
+}
+
+func readYAML(t *testing.T, path string) map[string]any {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := yaml.Unmarshal(data, &m); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return m
+}
+
+// dig walks a decoded YAML/JSON document along keys (string) and indexes (int).
+func dig(doc any, path ...any) any {
+	for _, p := range path {
+		switch k := p.(type) {
+		case string:
+			m, ok := doc.(map[string]any)
+			if !ok {
+				return nil
+			}
+			doc = m[k]
+		case int:
+			l, ok := doc.([]any)
+			if !ok || k >= len(l) {
+				return nil
+			}
+			doc = l[k]
+		}
+	}
+	return doc
+}
+
+type ruleFile struct {
+	Groups []struct {
+		Name  string `yaml:"name"`
+		Rules []struct {
+			Alert       string            `yaml:"alert"`
+			Record      string            `yaml:"record"`
+			Expr        string            `yaml:"expr"`
+			For         string            `yaml:"for"`
+			Labels      map[string]string `yaml:"labels"`
+			Annotations map[string]string `yaml:"annotations"`
+		} `yaml:"rules"`
+	} `yaml:"groups"`
+}
+
+func TestAlertRules(t *testing.T) {
+	data, err := os.ReadFile("prometheus/alerts.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rf ruleFile
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&rf); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, g := range rf.Groups {
+		for _, r := range g.Rules {
+			where := g.Name + "/" + r.Alert
+			if r.Alert == "" {
+				t.Errorf("%s: rule without alert name (recording rules belong elsewhere)", g.Name)
+				continue
+			}
+			if _, dup := got[r.Alert]; dup {
+				t.Errorf("%s: duplicate alert", where)
+			}
+			got[r.Alert] = r.Labels["severity"]
+			if s := r.Labels["severity"]; s != "warning" && s != "critical" {
+				t.Errorf("%s: severity %q, want warning or critical", where, s)
+			}
+			if r.Annotations["summary"] == "" || r.Annotations["description"] == "" {
+				t.Errorf("%s: summary and description annotations required", where)
+			}
+			checkExpr(t, where, r.Expr)
+		}
+	}
+	// The alerts issue 4 asks for, with their severity.
+	want := map[string]string{
+		"KMSQuotaUsageHigh":             "warning",
+		"KMSQuotaUsageCritical":         "critical",
+		"KMSQuotaExhaustionPredicted":   "warning",
+		"KMSKeyDeletionScheduled":       "warning",
+		"KMSExporterTargetDown":         "warning",
+		"KMSExporterCollectorFailing":   "warning",
+		"KMSExporterThrottled":          "warning",
+		"KMSExporterConfigReloadFailed": "warning",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("alerts and severities:\n got %v\nwant %v", got, want)
+	}
+
+	// Every alert has a promtool unit test.
+	tests, err := os.ReadFile("prometheus/alerts_test.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name := range want {
+		if !bytes.Contains(tests, []byte("alertname: "+name+"\n")) {
+			t.Errorf("alerts_test.yml has no test for %s", name)
+		}
+	}
+}
+
+func TestPrometheusRuleMatchesAlerts(t *testing.T) {
+	alerts := readYAML(t, "prometheus/alerts.yml")
+	pr := readYAML(t, "kubernetes/prometheusrule.yaml")
+	if k := dig(pr, "kind"); k != "PrometheusRule" {
+		t.Fatalf("kind %v, want PrometheusRule", k)
+	}
+	want, got := alerts["groups"], dig(pr, "spec", "groups")
+	if want == nil {
+		t.Fatal("alerts.yml has no groups")
+	}
+	if !reflect.DeepEqual(got, want) {
+		w, _ := yaml.Marshal(want)
+		g, _ := yaml.Marshal(got)
+		t.Errorf("kubernetes/prometheusrule.yaml spec.groups differ from prometheus/alerts.yml groups.\nalerts.yml:\n%s\nprometheusrule.yaml:\n%s", w, g)
+	}
+}
+
+type dashboard struct {
+	UID        string  `json:"uid"`
+	Title      string  `json:"title"`
+	Panels     []panel `json:"panels"`
+	Templating struct {
+		List []struct {
+			Name       string         `json:"name"`
+			Type       string         `json:"type"`
+			Query      any            `json:"query"`
+			Datasource map[string]any `json:"datasource"`
+			AllValue   string         `json:"allValue"`
+			Multi      bool           `json:"multi"`
+			IncludeAll bool           `json:"includeAll"`
+		} `json:"list"`
+	} `json:"templating"`
+}
+
+type panel struct {
+	ID         int            `json:"id"`
+	Type       string         `json:"type"`
+	Title      string         `json:"title"`
+	Datasource map[string]any `json:"datasource"`
+	GridPos    struct{ X, Y, W, H int }
+	Targets    []struct {
+		Expr       string         `json:"expr"`
+		RefID      string         `json:"refId"`
+		Datasource map[string]any `json:"datasource"`
+	} `json:"targets"`
+	Panels []panel `json:"panels"`
+}
+
+func loadDashboard(t *testing.T) dashboard {
+	t.Helper()
+	data, err := os.ReadFile("../dashboards/kms.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d dashboard
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&d); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		t.Fatalf("trailing data after the dashboard JSON: %v", err)
+	}
+	return d
+}
+
+func allPanels(ps []panel) []panel {
+	var out []panel
+	for _, p := range ps {
+		out = append(out, p)
+		out = append(out, allPanels(p.Panels)...)
+	}
+	return out
+}
+
+func TestDashboard(t *testing.T) {
+	d := loadDashboard(t)
+	if d.UID != "kms-exporter-overview" {
+		t.Errorf("uid %q: links to the dashboard depend on a stable uid", d.UID)
+	}
+	vars := map[string]bool{}
+	for _, v := range d.Templating.List {
+		vars[v.Name] = true
+		switch v.Name {
+		case "datasource":
+			if v.Type != "datasource" || v.Query != "prometheus" {
+				t.Errorf("datasource variable: type %q query %v, want datasource/prometheus", v.Type, v.Query)
+			}
+		case "region", "project_id":
+			q, _ := v.Query.(string)
+			if v.Type != "query" || !strings.HasPrefix(q, "label_values(") || !strings.Contains(q, ", "+v.Name+")") {
+				t.Errorf("%s variable: type %q query %v, want a label_values query", v.Name, v.Type, v.Query)
+			}
+			if v.Datasource["uid"] != "${datasource}" {
+				t.Errorf("%s variable: datasource %v, want ${datasource}", v.Name, v.Datasource)
+			}
+			if !v.Multi || !v.IncludeAll || v.AllValue != ".*" {
+				t.Errorf("%s variable: want multi-value with All = .*", v.Name)
+			}
+			checkExpr(t, "variable "+v.Name, q)
+		}
+	}
+	for _, name := range []string{"datasource", "region", "project_id"} {
+		if !vars[name] {
+			t.Errorf("missing variable %s", name)
+		}
+	}
+
+	ids := map[int]bool{}
+	titles := map[string]bool{}
+	var exprs int
+	for _, p := range allPanels(d.Panels) {
+		if ids[p.ID] {
+			t.Errorf("duplicate panel id %d", p.ID)
+		}
+		ids[p.ID] = true
+		titles[p.Title] = true
+		if p.Type == "row" {
+			continue
+		}
+		if p.Datasource["uid"] != "${datasource}" {
+			t.Errorf("panel %q: datasource %v, want ${datasource}", p.Title, p.Datasource)
+		}
+		if len(p.Targets) == 0 {
+			t.Errorf("panel %q has no queries", p.Title)
+		}
+		for _, tg := range p.Targets {
+			exprs++
+			where := p.Title + "/" + tg.RefID
+			if tg.Datasource["uid"] != "${datasource}" {
+				t.Errorf("%s: datasource %v, want ${datasource}", where, tg.Datasource)
+			}
+			checkExpr(t, where, tg.Expr)
+			// Per-target metrics must follow the variables; the API
+			// metrics carry region only, the latency histogram neither.
+			if !strings.Contains(tg.Expr, "kms_api_") {
+				if !strings.Contains(tg.Expr, `region=~"$region"`) || !strings.Contains(tg.Expr, `project_id=~"$project_id"`) {
+					t.Errorf("%s: query ignores the region or project_id variable: %s", where, tg.Expr)
+				}
+			}
+		}
+	}
+	if exprs == 0 {
+		t.Fatal("no queries found")
+	}
+	// The panels issue 4 asks for.
+	for _, title := range []string{
+		"CMK quota", "CMK quota usage per project", "Quota used vs limit",
+		"Days until the CMK quota runs out", "Keys", "Keys by state", "Keys by tag",
+		"Keys pending deletion", "Regions", "Regions supported for cross-region keys",
+		"Exporter health", "Targets up", "Collector success", "Collector duration",
+		"API requests by status code", "API latency",
+	} {
+		if !titles[title] {
+			t.Errorf("dashboard has no panel or row %q", title)
+		}
+	}
+}
+
+func TestDashboardLayout(t *testing.T) {
+	d := loadDashboard(t)
+	type cell struct{ x, y int }
+	used := map[cell]string{}
+	for _, p := range allPanels(d.Panels) {
+		g := p.GridPos
+		if g.W <= 0 || g.H <= 0 || g.X < 0 || g.X+g.W > 24 {
+			t.Errorf("panel %q: bad gridPos %+v", p.Title, g)
+			continue
+		}
+		for x := g.X; x < g.X+g.W; x++ {
+			for y := g.Y; y < g.Y+g.H; y++ {
+				if other, ok := used[cell{x, y}]; ok {
+					t.Errorf("panels %q and %q overlap at %d,%d", p.Title, other, x, y)
+					return
+				}
+				used[cell{x, y}] = p.Title
+			}
+		}
+	}
+}
+
+// The Deployment, decoded only as far as the checks below need.
+type deployment struct {
+	Kind string `yaml:"kind"`
+	Spec struct {
+		Template struct {
+			Spec struct {
+				SecurityContext struct {
+					RunAsNonRoot *bool `yaml:"runAsNonRoot"`
+					RunAsUser    *int  `yaml:"runAsUser"`
+				} `yaml:"securityContext"`
+				Containers []struct {
+					Image           string   `yaml:"image"`
+					Args            []string `yaml:"args"`
+					SecurityContext struct {
+						AllowPrivilegeEscalation *bool `yaml:"allowPrivilegeEscalation"`
+						ReadOnlyRootFilesystem   *bool `yaml:"readOnlyRootFilesystem"`
+						RunAsNonRoot             *bool `yaml:"runAsNonRoot"`
+						Capabilities             struct {
+							Drop []string `yaml:"drop"`
+						} `yaml:"capabilities"`
+					} `yaml:"securityContext"`
+					Ports []struct {
+						Name          string `yaml:"name"`
+						ContainerPort int    `yaml:"containerPort"`
+					} `yaml:"ports"`
+					Resources struct {
+						Requests map[string]string `yaml:"requests"`
+						Limits   map[string]string `yaml:"limits"`
+					} `yaml:"resources"`
+					LivenessProbe  probe `yaml:"livenessProbe"`
+					ReadinessProbe probe `yaml:"readinessProbe"`
+					VolumeMounts   []struct {
+						Name      string `yaml:"name"`
+						MountPath string `yaml:"mountPath"`
+						ReadOnly  bool   `yaml:"readOnly"`
+					} `yaml:"volumeMounts"`
+				} `yaml:"containers"`
+				Volumes []struct {
+					Name      string         `yaml:"name"`
+					ConfigMap map[string]any `yaml:"configMap"`
+					Secret    map[string]any `yaml:"secret"`
+				} `yaml:"volumes"`
+			} `yaml:"spec"`
+		} `yaml:"template"`
+	} `yaml:"spec"`
+}
+
+type probe struct {
+	HTTPGet struct {
+		Path string `yaml:"path"`
+		Port any    `yaml:"port"`
+	} `yaml:"httpGet"`
+}
+
+func isTrue(b *bool) bool  { return b != nil && *b }
+func isFalse(b *bool) bool { return b != nil && !*b }
+
+func TestKubernetesDeployment(t *testing.T) {
+	data, err := os.ReadFile("kubernetes/deployment.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d deployment
+	if err := yaml.Unmarshal(data, &d); err != nil {
+		t.Fatal(err)
+	}
+	pod := d.Spec.Template.Spec
+	if d.Kind != "Deployment" || len(pod.Containers) != 1 {
+		t.Fatalf("want a Deployment with one container, got kind %q with %d", d.Kind, len(pod.Containers))
+	}
+	c := pod.Containers[0]
+	if !isTrue(pod.SecurityContext.RunAsNonRoot) || !isTrue(c.SecurityContext.RunAsNonRoot) {
+		t.Error("runAsNonRoot must be true")
+	}
+	if pod.SecurityContext.RunAsUser == nil || *pod.SecurityContext.RunAsUser == 0 {
+		t.Error("runAsUser must be a non-zero uid")
+	}
+	if !isTrue(c.SecurityContext.ReadOnlyRootFilesystem) {
+		t.Error("readOnlyRootFilesystem must be true")
+	}
+	if !isFalse(c.SecurityContext.AllowPrivilegeEscalation) {
+		t.Error("allowPrivilegeEscalation must be false")
+	}
+	if !slices.Contains(c.SecurityContext.Capabilities.Drop, "ALL") {
+		t.Error("capabilities must drop ALL")
+	}
+	for _, r := range []string{"cpu", "memory"} {
+		if c.Resources.Requests[r] == "" {
+			t.Errorf("no %s request", r)
+		}
+	}
+	if c.Resources.Limits["memory"] == "" {
+		t.Error("no memory limit")
+	}
+	if len(c.Ports) != 1 || c.Ports[0].ContainerPort != 10567 {
+		t.Errorf("ports %+v, want 10567", c.Ports)
+	}
+	if c.LivenessProbe.HTTPGet.Path != "/-/healthy" || c.ReadinessProbe.HTTPGet.Path != "/-/ready" {
+		t.Errorf("probes: liveness %q readiness %q", c.LivenessProbe.HTTPGet.Path, c.ReadinessProbe.HTTPGet.Path)
+	}
+	if c.LivenessProbe.HTTPGet.Port != c.Ports[0].Name || c.ReadinessProbe.HTTPGet.Port != c.Ports[0].Name {
+		t.Error("probes must use the container's named port")
+	}
+
+	// The config file argument points into the ConfigMap mount, and the
+	// secret files it names are keys of the Secret, under its mount.
+	mounts := map[string]string{}
+	for _, m := range c.VolumeMounts {
+		if !m.ReadOnly {
+			t.Errorf("volume %s must be mounted read-only", m.Name)
+		}
+		mounts[m.Name] = m.MountPath
+	}
+	var cmName, secretName string
+	for _, v := range pod.Volumes {
+		if v.ConfigMap != nil {
+			cmName, _ = v.ConfigMap["name"].(string)
+			mounts["configmap"] = mounts[v.Name]
+		}
+		if v.Secret != nil {
+			secretName, _ = v.Secret["secretName"].(string)
+			mounts["secret"] = mounts[v.Name]
+		}
+	}
+	cm := readYAML(t, "kubernetes/configmap.yaml")
+	if dig(cm, "metadata", "name") != cmName {
+		t.Errorf("ConfigMap %v is not the one mounted (%s)", dig(cm, "metadata", "name"), cmName)
+	}
+	secret := readYAML(t, "kubernetes/secret.example.yaml")
+	if dig(secret, "metadata", "name") != secretName {
+		t.Errorf("Secret %v is not the one mounted (%s)", dig(secret, "metadata", "name"), secretName)
+	}
+	var configArg string
+	for _, a := range c.Args {
+		if v, ok := strings.CutPrefix(a, "--config.file="); ok {
+			configArg = v
+		}
+	}
+	dir, file := filepath.Split(configArg)
+	if filepath.Clean(dir) != mounts["configmap"] {
+		t.Errorf("--config.file=%s is not in the ConfigMap mount %s", configArg, mounts["configmap"])
+	}
+	cfgText, _ := dig(cm, "data", file).(string)
+	if cfgText == "" {
+		t.Fatalf("ConfigMap has no key %q", file)
+	}
+	checkSecretFiles(t, "kubernetes/configmap.yaml", cfgText, func(path string) bool {
+		d, f := filepath.Split(path)
+		return filepath.Clean(d) == mounts["secret"] && dig(secret, "stringData", f) != nil
+	})
+}
+
+// exampleConfig is the exporter's config file (SPEC section 3), decoded as
+// far as the examples need. Unknown fields are errors, as in the exporter.
+type exampleConfig struct {
+	Credentials map[string]map[string]any `yaml:"credentials"`
+	Targets     []struct {
+		Name        string   `yaml:"name"`
+		Region      string   `yaml:"region"`
+		ProjectID   string   `yaml:"project_id"`
+		Credentials string   `yaml:"credentials"`
+		KMSEndpoint string   `yaml:"kms_endpoint"`
+		TagKeys     []string `yaml:"tag_keys"`
+	} `yaml:"targets"`
+}
+
+var credentialFields = []string{
+	"access_key", "access_key_file", "secret_key", "secret_key_file",
+	"security_token", "security_token_file", "iam", "ecs_metadata",
+	"metadata_endpoint", "iam_endpoint",
+}
+
+// checkSecretFiles checks that an example config holds no inline secret,
+// names only SPEC fields, and that every *_file it names exists per exists.
+func checkSecretFiles(t *testing.T, where, text string, exists func(string) bool) {
+	t.Helper()
+	var c exampleConfig
+	dec := yaml.NewDecoder(strings.NewReader(text))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		t.Fatalf("%s: config: %v", where, err)
+	}
+	if len(c.Credentials) == 0 || len(c.Targets) == 0 {
+		t.Fatalf("%s: config needs credentials and targets", where)
+	}
+	for name, cred := range c.Credentials {
+		for field, v := range cred {
+			if !slices.Contains(credentialFields, field) {
+				t.Errorf("%s: credential %s: unknown field %s", where, name, field)
+			}
+			if field == "secret_key" || field == "security_token" {
+				t.Errorf("%s: credential %s: inline %s in an example; use %s_file", where, name, field, field)
+			}
+			if strings.HasSuffix(field, "_file") {
+				if p, _ := v.(string); !exists(p) {
+					t.Errorf("%s: credential %s: %s %q is not provided", where, name, field, v)
+				}
+			}
+		}
+	}
+	for _, tg := range c.Targets {
+		if tg.Name == "" || tg.Region == "" {
+			t.Errorf("%s: target %+v needs name and region", where, tg)
+		}
+	}
+}
+
+func TestKustomization(t *testing.T) {
+	k := readYAML(t, "kubernetes/kustomization.yaml")
+	res, _ := k["resources"].([]any)
+	var got []string
+	for _, r := range res {
+		got = append(got, r.(string))
+	}
+	sort.Strings(got)
+	want := []string{"configmap.yaml", "deployment.yaml", "prometheusrule.yaml", "secret.example.yaml", "service.yaml", "servicemonitor.yaml"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("resources %v, want %v", got, want)
+	}
+	kinds := map[string]string{}
+	for _, f := range want {
+		doc := readYAML(t, filepath.Join("kubernetes", f))
+		kind, _ := doc["kind"].(string)
+		kinds[kind] = f
+		if dig(doc, "metadata", "name") == nil || dig(doc, "apiVersion") == nil {
+			t.Errorf("%s: apiVersion and metadata.name required", f)
+		}
+	}
+	for _, kind := range []string{"ConfigMap", "Secret", "Deployment", "Service", "ServiceMonitor", "PrometheusRule"} {
+		if kinds[kind] == "" {
+			t.Errorf("no %s", kind)
+		}
+	}
+
+	// Service and ServiceMonitor reach the Deployment's pods and port.
+	svc := readYAML(t, "kubernetes/service.yaml")
+	sm := readYAML(t, "kubernetes/servicemonitor.yaml")
+	dep := readYAML(t, "kubernetes/deployment.yaml")
+	podLabels, _ := dig(dep, "spec", "template", "metadata", "labels").(map[string]any)
+	for key, val := range dig(svc, "spec", "selector").(map[string]any) {
+		if podLabels[key] != val {
+			t.Errorf("Service selector %s=%v does not match the pod labels %v", key, val, podLabels)
+		}
+	}
+	svcLabels, _ := dig(svc, "metadata", "labels").(map[string]any)
+	for key, val := range dig(sm, "spec", "selector", "matchLabels").(map[string]any) {
+		if svcLabels[key] != val {
+			t.Errorf("ServiceMonitor selector %s=%v does not match the Service labels %v", key, val, svcLabels)
+		}
+	}
+	if dig(sm, "spec", "endpoints", 0, "port") != dig(svc, "spec", "ports", 0, "name") {
+		t.Error("ServiceMonitor endpoint port is not the Service's port name")
+	}
+}
+
+// unitDirectives parses a systemd unit into section -> key -> values.
+func unitDirectives(t *testing.T, path string) map[string]map[string][]string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]map[string][]string{}
+	section := ""
+	for i, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		switch {
+		case line == "" || strings.HasPrefix(line, "#") || strings.HasPrefix(line, ";"):
+		case strings.HasPrefix(line, "[") && strings.HasSuffix(line, "]"):
+			section = line[1 : len(line)-1]
+			out[section] = map[string][]string{}
+		default:
+			k, v, ok := strings.Cut(line, "=")
+			if !ok || section == "" {
+				t.Fatalf("%s:%d: not a directive: %q", path, i+1, line)
+			}
+			out[section][k] = append(out[section][k], v)
+		}
+	}
+	return out
+}
+
+func TestSystemdUnit(t *testing.T) {
+	u := unitDirectives(t, "systemd/kms_exporter.service")
+	svc := u["Service"]
+	want := map[string]string{
+		"DynamicUser":             "yes",
+		"NoNewPrivileges":         "yes",
+		"ProtectSystem":           "strict",
+		"ProtectHome":             "yes",
+		"PrivateTmp":              "yes",
+		"PrivateDevices":          "yes",
+		"ProtectKernelTunables":   "yes",
+		"ProtectKernelModules":    "yes",
+		"ProtectControlGroups":    "yes",
+		"RestrictSUIDSGID":        "yes",
+		"MemoryDenyWriteExecute":  "yes",
+		"LockPersonality":         "yes",
+		"CapabilityBoundingSet":   "",
+		"SystemCallArchitectures": "native",
+	}
+	for k, v := range want {
+		if got := svc[k]; len(got) != 1 || got[0] != v {
+			t.Errorf("[Service] %s=%v, want %q", k, got, v)
+		}
+	}
+	exec := strings.Join(svc["ExecStart"], " ")
+	if !strings.Contains(exec, "kms_exporter") || !strings.Contains(exec, "--config.file=") {
+		t.Errorf("ExecStart %q should run kms_exporter with --config.file", exec)
+	}
+	if len(svc["LoadCredential"]) == 0 {
+		t.Error("secrets should come in with LoadCredential=")
+	}
+	if len(svc["ExecReload"]) == 0 {
+		t.Error("ExecReload missing (SIGHUP re-reads the config)")
+	}
+	for _, env := range svc["Environment"] {
+		if strings.Contains(env, "_SK") || strings.Contains(strings.ToLower(env), "secret") {
+			t.Errorf("secret in Environment=: %s", env)
+		}
+	}
+
+	// The env file example sets no secret.
+	envFile, err := os.ReadFile("systemd/kms_exporter.env")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(envFile), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if strings.Contains(line, "HUAWEICLOUD_SDK_SK") || strings.Contains(line, "SECURITY_TOKEN") {
+			t.Errorf("kms_exporter.env sets a secret: %s", line)
+		}
+	}
+
+	// The credentials the unit loads are the files the example config names.
+	loaded := map[string]bool{}
+	for _, lc := range svc["LoadCredential"] {
+		name, _, _ := strings.Cut(lc, ":")
+		loaded["/run/credentials/kms_exporter.service/"+name] = true
+	}
+	cfg, err := os.ReadFile("systemd/kms_exporter.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSecretFiles(t, "systemd/kms_exporter.yml", string(cfg), func(p string) bool { return loaded[p] })
+}
+
+func TestDockerfile(t *testing.T) {
+	data, err := os.ReadFile("../Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	df := string(data)
+	makefile, err := os.ReadFile("../Makefile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same version variables as the Makefile's LDFLAGS.
+	for _, m := range regexp.MustCompile(`-X \$\(PKG\)\.(\w+)=`).FindAllStringSubmatch(string(makefile), -1) {
+		if !strings.Contains(df, "github.com/prometheus/common/version."+m[1]+"=") {
+			t.Errorf("Dockerfile does not stamp version.%s like the Makefile", m[1])
+		}
+	}
+	var froms int
+	for _, line := range strings.Split(df, "\n") {
+		if f := strings.Fields(line); len(f) > 0 && strings.EqualFold(f[0], "FROM") {
+			froms++
+		}
+	}
+	if froms < 2 {
+		t.Errorf("want a multi-stage build, found %d FROM", froms)
+	}
+	for _, want := range []string{
+		"CGO_ENABLED=0",
+		"EXPOSE 10567",
+		`ENTRYPOINT ["/kms_exporter"]`,
+		"gcr.io/distroless/static-debian12:nonroot",
+		"USER 65532",
+	} {
+		if !strings.Contains(df, want) {
+			t.Errorf("Dockerfile lacks %q", want)
+		}
+	}
+	ignore, err := os.ReadFile("../.dockerignore")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(ignore, []byte("kms_exporter\n")) {
+		t.Error(".dockerignore should exclude a locally built kms_exporter binary")
+	}
+}
