@@ -6,6 +6,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -91,7 +93,9 @@ type token struct {
 // Start serves s over plain HTTP on 127.0.0.1.
 func Start(s Scenario) *Server {
 	srv := newServer(s)
-	srv.ts = httptest.NewServer(srv)
+	srv.ts = httptest.NewUnstartedServer(srv)
+	srv.ts.Config.ErrorLog = log.New(io.Discard, "", 0) // TLS rejections are expected
+	srv.ts.Start()
 	return srv
 }
 
@@ -99,7 +103,9 @@ func Start(s Scenario) *Server {
 // Client() (or a client given that certificate) trusts it.
 func StartTLS(s Scenario) *Server {
 	srv := newServer(s)
-	srv.ts = httptest.NewTLSServer(srv)
+	srv.ts = httptest.NewUnstartedServer(srv)
+	srv.ts.Config.ErrorLog = log.New(io.Discard, "", 0)
+	srv.ts.StartTLS()
 	return srv
 }
 
@@ -356,11 +362,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f, faulty := s.faultFor(rt.endpoint)
 	if faulty {
 		if !s.wait(r, f.Latency) {
-			return
+			panic(http.ErrAbortHandler) // drop the connection: no answer at all
 		}
 		if f.Hang {
 			s.wait(r, -1)
-			return
+			panic(http.ErrAbortHandler)
 		}
 		if f.Status != 0 {
 			rw.statusError(f.Status, f.ErrorCode)
