@@ -1,0 +1,135 @@
+package kmsapi
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+const (
+	testAK      = "TESTAKEXAMPLE0000001"
+	testSK      = "testSecretKeyDoNotLeak0123456789"
+	testProject = "0dea2644dc80d5d22ff1c01e3ebea6fc"
+	testRegion  = "cn-north-4"
+)
+
+func TestMain(m *testing.M) {
+	// Keep retries fast; tests about the deadline room change these locally.
+	retryBase = time.Millisecond
+	retryMaxDelay = 5 * time.Millisecond
+	minAttemptTime = 10 * time.Millisecond
+	os.Exit(m.Run())
+}
+
+// fakeClock is a settable clock for pauses and token lifetimes.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newFakeClock() *fakeClock { return &fakeClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)} }
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// verifyAKSK checks the SDK-HMAC-SHA256 signature of a request the way the
+// API gateway does.
+func verifyAKSK(r *http.Request, body []byte, ak, sk, token string) error {
+	gotAK, signed, sig, err := ParseAuthorization(r.Header.Get("Authorization"))
+	if err != nil {
+		return err
+	}
+	if gotAK != ak {
+		return errors.New("wrong AK")
+	}
+	if r.Header.Get(HeaderSecToken) != token {
+		return errors.New("wrong security token")
+	}
+	if Signature(r, body, signed, sk, r.Header.Get(HeaderSdkDate)) != sig {
+		return errors.New("bad signature")
+	}
+	return nil
+}
+
+// kmsHandler answers like KMS for requests signed with testAK/testSK,
+// delegating the answer to fn. It counts requests per path.
+type kmsHandler struct {
+	t     *testing.T
+	ak    string
+	sk    string
+	token string
+	fn    func(w http.ResponseWriter, r *http.Request, body []byte)
+	count atomic.Int64
+}
+
+func (h *kmsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.count.Add(1)
+	body, _ := io.ReadAll(r.Body)
+	if err := verifyAKSK(r, body, h.ak, h.sk, h.token); err != nil {
+		w.WriteHeader(http.StatusUnauthorized)
+		io.WriteString(w, `{"error_code":"APIGW.0301","error_msg":"Incorrect IAM authentication information: `+err.Error()+`","request_id":"rid-401"}`)
+		return
+	}
+	h.fn(w, r, body)
+}
+
+func newKMS(t *testing.T, fn func(w http.ResponseWriter, r *http.Request, body []byte)) (*httptest.Server, *kmsHandler) {
+	t.Helper()
+	h := &kmsHandler{t: t, ak: testAK, sk: testSK, fn: fn}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv, h
+}
+
+type testOpt func(*CredentialOptions)
+
+func newTestClient(t *testing.T, url string, auth Authenticator, opts ...testOpt) *Client {
+	t.Helper()
+	o := CredentialOptions{Name: "test", Auth: auth, RequestsPerSecond: 1000, IAMEndpoint: url}
+	for _, f := range opts {
+		f(&o)
+	}
+	cred, err := NewCredential(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewClient(ClientOptions{Region: testRegion, ProjectID: testProject, Endpoint: url, Credential: cred})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func ctxTimeout(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func mustError(t *testing.T, err error) *Error {
+	t.Helper()
+	if err == nil {
+		t.Fatal("want an error, got nil")
+	}
+	e, ok := asError(err)
+	if !ok {
+		t.Fatalf("want *Error, got %T: %v", err, err)
+	}
+	return e
+}
