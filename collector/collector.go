@@ -172,22 +172,27 @@ type scrape struct {
 	e       *Exporter
 	ctx     context.Context
 	targets []*target
-
-	mu   sync.Mutex
-	seen map[[2]string]string // region, project ID -> target name
 }
 
 func (s *scrape) Describe(ch chan<- *prometheus.Desc) { s.e.d.describe(ch) }
 
 func (s *scrape) Collect(ch chan<- prometheus.Metric) {
+	c := &collection{scrape: s, seen: map[[2]string]string{}}
 	var wg sync.WaitGroup
 	for _, t := range s.targets {
-		wg.Go(func() { s.collectTarget(ch, t) })
+		wg.Go(func() { c.collectTarget(ch, t) })
 	}
 	wg.Wait()
 }
 
-func (s *scrape) collectTarget(ch chan<- prometheus.Metric, t *target) {
+// collection is one Collect call.
+type collection struct {
+	*scrape
+	mu   sync.Mutex
+	seen map[[2]string]string // region, project ID -> target name
+}
+
+func (s *collection) collectTarget(ch chan<- prometheus.Metric, t *target) {
 	e := s.e
 	start := time.Now()
 	client, err := e.client(s.ctx, t)
@@ -239,16 +244,13 @@ func (s *scrape) collectTarget(ch chan<- prometheus.Metric, t *target) {
 
 // claim keeps two targets that resolve to the same project from exporting
 // the same series twice: the first one wins.
-func (s *scrape) claim(t *target, region, project string) bool {
+func (s *collection) claim(t *target, region, project string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	k := [2]string{region, project}
 	if other, dup := s.seen[k]; dup {
 		level.Warn(s.e.logger).Log("msg", "target skipped: same region and project as another target", "target", t.Name, "other", other, "region", region, "project_id", project)
 		return false
-	}
-	if s.seen == nil {
-		s.seen = map[[2]string]string{}
 	}
 	s.seen[k] = t.Name
 	return true

@@ -1,0 +1,508 @@
+package collector
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/kms-exporter/kms_exporter/kmsapi"
+	"github.com/kms-exporter/kms_exporter/kmsapi/kmsfake"
+)
+
+var (
+	testAK    = kmsfake.AccessKey{AK: "TESTAK00000000000000", SK: "test-secret-key-0000000000000000000000"}
+	testTmpAK = kmsfake.AccessKey{AK: "TESTTMPAK00000000000", SK: "test-tmp-secret-00000000000000000000000", SecurityToken: "test-security-token-000"}
+	testUser  = kmsfake.User{Domain: "test-domain", Name: "test-user", Password: "test-password"}
+	testAgent = kmsfake.AccessKey{AK: "TESTAGENCYAK00000000", SK: "test-agency-secret-0000000000000000000", SecurityToken: "test-agency-token"}
+	deletion1 = time.Date(2025, 6, 3, 0, 0, 0, 0, time.UTC)
+)
+
+// testScenario is one small project whose every metric value is known.
+func testScenario() kmsfake.Scenario {
+	return kmsfake.Scenario{
+		AccessKeys: []kmsfake.AccessKey{testAK, testTmpAK},
+		Users:      []kmsfake.User{testUser},
+		Agency:     &testAgent,
+		Projects: []kmsfake.Project{{
+			ID:     "p1",
+			Region: "cn-north-4",
+			Quotas: []kmsapi.Quota{
+				{Resource: "CMK", Used: 7, Limit: 20},
+				{Resource: "grant_per_CMK", Used: 3, Limit: 100},
+				{Resource: "new_thing", Used: 1, Limit: 5},
+			},
+			Instances: 6,
+			Keys: []kmsapi.Key{
+				{ID: "k1", Alias: "pay", State: kmsapi.StateEnabled, Tags: []kmsapi.Tag{{Key: "env", Value: "prod"}, {Key: "team", Value: "pay"}}},
+				{ID: "k2", Alias: "data", State: kmsapi.StateEnabled, Tags: []kmsapi.Tag{{Key: "env", Value: "prod"}, {Key: "note", Value: "a \"quoted\"\nvalue"}}},
+				{ID: "k3", Alias: "dev", State: kmsapi.StateDisabled, Tags: []kmsapi.Tag{{Key: "env", Value: "dev"}}},
+				{ID: "k4", Alias: "old-db", State: kmsapi.StatePendingDeletion, ScheduledDeletion: deletion1, Tags: []kmsapi.Tag{{Key: "env", Value: "prod"}}},
+				{ID: "k5", Alias: "new", State: kmsapi.StatePendingActivation},
+				{ID: "k6", Alias: "byok", State: kmsapi.StatePendingImport},
+				{ID: "k7", Alias: "obs/default", State: kmsapi.StateEnabled, Default: true},
+				{ID: "k8", Alias: "odd", State: 7},
+			},
+		}},
+		CrossRegions: []string{"cn-north-4", "ap-southeast-1"},
+	}
+}
+
+const wantAll = `
+# HELP kms_up 1 if the target authenticated and at least one collector succeeded.
+# TYPE kms_up gauge
+kms_up{project_id="p1",region="cn-north-4"} 1
+# HELP kms_scrape_collector_success 1 if the collector succeeded in this scrape, 0 if it failed.
+# TYPE kms_scrape_collector_success gauge
+kms_scrape_collector_success{collector="instances",project_id="p1",region="cn-north-4"} 1
+kms_scrape_collector_success{collector="keys",project_id="p1",region="cn-north-4"} 1
+kms_scrape_collector_success{collector="quotas",project_id="p1",region="cn-north-4"} 1
+kms_scrape_collector_success{collector="regions",project_id="p1",region="cn-north-4"} 1
+# HELP kms_quota_limit KMS quota of the resource (user-quotas quota).
+# TYPE kms_quota_limit gauge
+kms_quota_limit{project_id="p1",region="cn-north-4",resource="CMK"} 20
+kms_quota_limit{project_id="p1",region="cn-north-4",resource="grant_per_CMK"} 100
+kms_quota_limit{project_id="p1",region="cn-north-4",resource="new_thing"} 5
+# HELP kms_quota_used KMS quota of the resource in use (user-quotas used).
+# TYPE kms_quota_used gauge
+kms_quota_used{project_id="p1",region="cn-north-4",resource="CMK"} 7
+kms_quota_used{project_id="p1",region="cn-north-4",resource="grant_per_CMK"} 3
+kms_quota_used{project_id="p1",region="cn-north-4",resource="new_thing"} 1
+# HELP kms_cmk_instances Number of customer master keys, default keys excluded (user-instances instance_num).
+# TYPE kms_cmk_instances gauge
+kms_cmk_instances{project_id="p1",region="cn-north-4"} 6
+# HELP kms_keys Number of keys by key state.
+# TYPE kms_keys gauge
+kms_keys{project_id="p1",region="cn-north-4",state="disabled"} 1
+kms_keys{project_id="p1",region="cn-north-4",state="enabled"} 3
+kms_keys{project_id="p1",region="cn-north-4",state="pending_activation"} 1
+kms_keys{project_id="p1",region="cn-north-4",state="pending_deletion"} 1
+kms_keys{project_id="p1",region="cn-north-4",state="pending_import"} 1
+kms_keys{project_id="p1",region="cn-north-4",state="unknown"} 1
+# HELP kms_default_keys Number of default master keys created by cloud services.
+# TYPE kms_default_keys gauge
+kms_default_keys{project_id="p1",region="cn-north-4"} 1
+# HELP kms_keys_by_tag Number of keys carrying the tag (allowed tag keys only, capped per target).
+# TYPE kms_keys_by_tag gauge
+kms_keys_by_tag{project_id="p1",region="cn-north-4",tag_key="env",tag_value="dev"} 1
+kms_keys_by_tag{project_id="p1",region="cn-north-4",tag_key="env",tag_value="prod"} 3
+kms_keys_by_tag{project_id="p1",region="cn-north-4",tag_key="note",tag_value="a \"quoted\"\nvalue"} 1
+kms_keys_by_tag{project_id="p1",region="cn-north-4",tag_key="team",tag_value="pay"} 1
+# HELP kms_keys_by_tag_dropped_series Number of kms_keys_by_tag series not exported because of the cap.
+# TYPE kms_keys_by_tag_dropped_series gauge
+kms_keys_by_tag_dropped_series{project_id="p1",region="cn-north-4"} 0
+# HELP kms_key_scheduled_deletion_timestamp_seconds When the key pending deletion will be deleted, in Unix seconds.
+# TYPE kms_key_scheduled_deletion_timestamp_seconds gauge
+kms_key_scheduled_deletion_timestamp_seconds{key_alias="old-db",key_id="k4",project_id="p1",region="cn-north-4"} 1.7489088e+09
+# HELP kms_cross_region_info 1 for every region that cross-region keys support. Reused for up to 1h after a successful fetch.
+# TYPE kms_cross_region_info gauge
+kms_cross_region_info{project_id="p1",region="cn-north-4",supported_region="ap-southeast-1"} 1
+kms_cross_region_info{project_id="p1",region="cn-north-4",supported_region="cn-north-4"} 1
+`
+
+// comparable lists every metric but the durations, whose values vary.
+var comparable = []string{
+	"kms_up", "kms_scrape_collector_success", "kms_quota_limit", "kms_quota_used", "kms_cmk_instances",
+	"kms_keys", "kms_default_keys", "kms_keys_by_tag", "kms_keys_by_tag_dropped_series",
+	"kms_key_scheduled_deletion_timestamp_seconds", "kms_cross_region_info",
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type fixture struct {
+	fake   *kmsfake.Server
+	api    *APIMetrics
+	logs   *syncBuffer
+	logger log.Logger
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	fake := kmsfake.Start(testScenario())
+	t.Cleanup(fake.Close)
+	logs := &syncBuffer{}
+	return &fixture{fake: fake, api: NewAPIMetrics(), logs: logs, logger: log.NewLogfmtLogger(logs)}
+}
+
+func (f *fixture) credential(t *testing.T, auth kmsapi.Authenticator) *kmsapi.Credential {
+	t.Helper()
+	c, err := kmsapi.NewCredential(kmsapi.CredentialOptions{
+		Name:              "test",
+		Auth:              auth,
+		IAMEndpoint:       f.fake.URL(),
+		RequestsPerSecond: 1000,
+		HTTPClient:        f.fake.Client(),
+		Observer:          f.api.Observe,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func (f *fixture) aksk(t *testing.T) *kmsapi.Credential {
+	return f.credential(t, kmsapi.NewAKSK(testAK.AK, testAK.SK, ""))
+}
+
+func (f *fixture) target(cred *kmsapi.Credential) Target {
+	return Target{Name: "t1", Region: "cn-north-4", ProjectID: "p1", Endpoint: f.fake.URL(), Credential: cred}
+}
+
+func (f *fixture) exporter(t *testing.T, targets []Target, o Options) *Exporter {
+	t.Helper()
+	if o.MaxTagSeries == 0 {
+		o.MaxTagSeries = 500
+	}
+	o.Logger = f.logger
+	e, err := New(targets, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func TestCollectEveryMetricPerCredentialKind(t *testing.T) {
+	f := newFixture(t)
+	for _, tc := range []struct {
+		name     string
+		auth     kmsapi.Authenticator
+		lookup   bool // leave the project ID to IAM
+		endpoint string
+	}{
+		{name: "aksk", auth: kmsapi.NewAKSK(testAK.AK, testAK.SK, "")},
+		{name: "aksk project lookup", auth: kmsapi.NewAKSK(testAK.AK, testAK.SK, ""), lookup: true},
+		{name: "temporary aksk", auth: kmsapi.NewAKSK(testTmpAK.AK, testTmpAK.SK, testTmpAK.SecurityToken)},
+		{name: "iam token", auth: kmsapi.NewIAMPassword(kmsapi.IAMPasswordOptions{
+			IAMEndpoint: f.fake.URL(), DomainName: testUser.Domain, UserName: testUser.Name, Password: testUser.Password,
+		})},
+		{name: "iam token project lookup", lookup: true, auth: kmsapi.NewIAMPassword(kmsapi.IAMPasswordOptions{
+			IAMEndpoint: f.fake.URL(), DomainName: testUser.Domain, UserName: testUser.Name, Password: testUser.Password,
+		})},
+		{name: "ecs agency", auth: kmsapi.NewECSMetadata(kmsapi.ECSMetadataOptions{Endpoint: f.fake.URL(), HTTPClient: f.fake.Client()})},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tg := f.target(f.credential(t, tc.auth))
+			if tc.lookup {
+				tg.ProjectID = ""
+			}
+			e := f.exporter(t, []Target{tg}, Options{})
+			c := e.Collector(context.Background())
+			if err := testutil.CollectAndCompare(c, strings.NewReader(wantAll), comparable...); err != nil {
+				t.Error(err)
+			}
+			if n := testutil.CollectAndCount(c, "kms_scrape_collector_duration_seconds"); n != 4 {
+				t.Errorf("%d duration series, want 4", n)
+			}
+			problems, err := testutil.CollectAndLint(c)
+			if err != nil || len(problems) > 0 {
+				t.Errorf("lint: %v %+v", err, problems)
+			}
+		})
+	}
+	if f.logs.String() != "" {
+		t.Errorf("unexpected log output:\n%s", f.logs)
+	}
+	// The API metrics saw the calls, labelled by region and endpoint.
+	if n := testutil.ToFloat64(f.api.requests.WithLabelValues("cn-north-4", kmsapi.EndpointQuotas, "200")); n < 6 {
+		t.Errorf("kms_api_requests_total for user-quotas = %v, want >= 6", n)
+	}
+	if n := testutil.CollectAndCount(f.api, "kms_api_request_duration_seconds"); n == 0 {
+		t.Error("no kms_api_request_duration_seconds series")
+	}
+	if problems, err := testutil.CollectAndLint(f.api); err != nil || len(problems) > 0 {
+		t.Errorf("lint API metrics: %v %+v", err, problems)
+	}
+}
+
+func TestCollectorFailsAlone(t *testing.T) {
+	f := newFixture(t)
+	e := f.exporter(t, []Target{f.target(f.aksk(t))}, Options{})
+	f.fake.SetFault(kmsapi.EndpointQuotas, kmsfake.Fault{Status: 403, ErrorCode: "KMS.0307"})
+	c := e.Collector(context.Background())
+	want := `
+# HELP kms_up 1 if the target authenticated and at least one collector succeeded.
+# TYPE kms_up gauge
+kms_up{project_id="p1",region="cn-north-4"} 1
+# HELP kms_scrape_collector_success 1 if the collector succeeded in this scrape, 0 if it failed.
+# TYPE kms_scrape_collector_success gauge
+kms_scrape_collector_success{collector="instances",project_id="p1",region="cn-north-4"} 1
+kms_scrape_collector_success{collector="keys",project_id="p1",region="cn-north-4"} 1
+kms_scrape_collector_success{collector="quotas",project_id="p1",region="cn-north-4"} 0
+kms_scrape_collector_success{collector="regions",project_id="p1",region="cn-north-4"} 1
+# HELP kms_cmk_instances Number of customer master keys, default keys excluded (user-instances instance_num).
+# TYPE kms_cmk_instances gauge
+kms_cmk_instances{project_id="p1",region="cn-north-4"} 6
+`
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "kms_up", "kms_scrape_collector_success", "kms_cmk_instances", "kms_quota_limit", "kms_quota_used"); err != nil {
+		t.Error(err)
+	}
+	logs := f.logs.String()
+	lines := strings.Split(strings.TrimSpace(logs), "\n")
+	if len(lines) != 1 {
+		t.Fatalf("want one log line, got:\n%s", logs)
+	}
+	for _, s := range []string{"level=error", "target=t1", "collector=quotas", "endpoint=user-quotas", "status=403", "error_code=KMS.0307", "request_id="} {
+		if !strings.Contains(lines[0], s) {
+			t.Errorf("log line lacks %q: %s", s, lines[0])
+		}
+	}
+	if strings.Contains(lines[0], "request_id= ") || strings.Contains(logs, testAK.SK) {
+		t.Errorf("log line without request ID or with secret: %s", lines[0])
+	}
+}
+
+func TestAllFailingIsDown(t *testing.T) {
+	f := newFixture(t)
+	e := f.exporter(t, []Target{f.target(f.aksk(t))}, Options{Collectors: []string{Quotas, Instances}})
+	f.fake.SetFault("", kmsfake.Fault{Status: 403})
+	want := `
+# HELP kms_up 1 if the target authenticated and at least one collector succeeded.
+# TYPE kms_up gauge
+kms_up{project_id="p1",region="cn-north-4"} 0
+# HELP kms_scrape_collector_success 1 if the collector succeeded in this scrape, 0 if it failed.
+# TYPE kms_scrape_collector_success gauge
+kms_scrape_collector_success{collector="instances",project_id="p1",region="cn-north-4"} 0
+kms_scrape_collector_success{collector="quotas",project_id="p1",region="cn-north-4"} 0
+`
+	if err := testutil.CollectAndCompare(e.Collector(context.Background()), strings.NewReader(want), comparable...); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestProjectLookupFailure(t *testing.T) {
+	f := newFixture(t)
+	tg := f.target(f.aksk(t))
+	tg.ProjectID, tg.Region = "", "xx-nowhere-1"
+	e := f.exporter(t, []Target{tg}, Options{Collectors: []string{Keys}})
+	want := `
+# HELP kms_up 1 if the target authenticated and at least one collector succeeded.
+# TYPE kms_up gauge
+kms_up{project_id="",region="xx-nowhere-1"} 0
+# HELP kms_scrape_collector_success 1 if the collector succeeded in this scrape, 0 if it failed.
+# TYPE kms_scrape_collector_success gauge
+kms_scrape_collector_success{collector="keys",project_id="",region="xx-nowhere-1"} 0
+`
+	if err := testutil.CollectAndCompare(e.Collector(context.Background()), strings.NewReader(want), comparable...); err != nil {
+		t.Error(err)
+	}
+	if !strings.Contains(f.logs.String(), "collector=project_lookup") {
+		t.Errorf("lookup failure not logged: %s", f.logs)
+	}
+}
+
+func TestDeadlineCancelsHangingCollector(t *testing.T) {
+	f := newFixture(t)
+	e := f.exporter(t, []Target{f.target(f.aksk(t))}, Options{})
+	f.fake.SetFault(kmsapi.EndpointResourceInstances, kmsfake.Fault{Hang: true})
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	want := `
+# HELP kms_up 1 if the target authenticated and at least one collector succeeded.
+# TYPE kms_up gauge
+kms_up{project_id="p1",region="cn-north-4"} 1
+# HELP kms_scrape_collector_success 1 if the collector succeeded in this scrape, 0 if it failed.
+# TYPE kms_scrape_collector_success gauge
+kms_scrape_collector_success{collector="instances",project_id="p1",region="cn-north-4"} 1
+kms_scrape_collector_success{collector="keys",project_id="p1",region="cn-north-4"} 0
+kms_scrape_collector_success{collector="quotas",project_id="p1",region="cn-north-4"} 1
+kms_scrape_collector_success{collector="regions",project_id="p1",region="cn-north-4"} 1
+`
+	if err := testutil.CollectAndCompare(e.Collector(ctx), strings.NewReader(want), "kms_up", "kms_scrape_collector_success"); err != nil {
+		t.Error(err)
+	}
+	if !strings.Contains(f.logs.String(), "scrape deadline reached") {
+		t.Errorf("deadline not logged: %s", f.logs)
+	}
+}
+
+func TestTagKeysAndCap(t *testing.T) {
+	f := newFixture(t)
+	cred := f.aksk(t)
+	t1 := f.target(cred)
+	e := f.exporter(t, []Target{t1}, Options{Collectors: []string{Keys}, MaxTagSeries: 2})
+	want := `
+# HELP kms_keys_by_tag Number of keys carrying the tag (allowed tag keys only, capped per target).
+# TYPE kms_keys_by_tag gauge
+kms_keys_by_tag{project_id="p1",region="cn-north-4",tag_key="env",tag_value="dev"} 1
+kms_keys_by_tag{project_id="p1",region="cn-north-4",tag_key="env",tag_value="prod"} 3
+# HELP kms_keys_by_tag_dropped_series Number of kms_keys_by_tag series not exported because of the cap.
+# TYPE kms_keys_by_tag_dropped_series gauge
+kms_keys_by_tag_dropped_series{project_id="p1",region="cn-north-4"} 2
+`
+	if err := testutil.CollectAndCompare(e.Collector(context.Background()), strings.NewReader(want), "kms_keys_by_tag", "kms_keys_by_tag_dropped_series"); err != nil {
+		t.Error(err)
+	}
+
+	// Allowed tag keys from the options, overridden per target.
+	e = f.exporter(t, []Target{t1}, Options{Collectors: []string{Keys}, TagKeys: []string{"team", "note"}})
+	want = `
+# HELP kms_keys_by_tag Number of keys carrying the tag (allowed tag keys only, capped per target).
+# TYPE kms_keys_by_tag gauge
+kms_keys_by_tag{project_id="p1",region="cn-north-4",tag_key="note",tag_value="a \"quoted\"\nvalue"} 1
+kms_keys_by_tag{project_id="p1",region="cn-north-4",tag_key="team",tag_value="pay"} 1
+`
+	if err := testutil.CollectAndCompare(e.Collector(context.Background()), strings.NewReader(want), "kms_keys_by_tag"); err != nil {
+		t.Error(err)
+	}
+	t1.TagKeys = []string{"env"}
+	e = f.exporter(t, []Target{t1}, Options{Collectors: []string{Keys}, TagKeys: []string{"team"}})
+	want = `
+# HELP kms_keys_by_tag Number of keys carrying the tag (allowed tag keys only, capped per target).
+# TYPE kms_keys_by_tag gauge
+kms_keys_by_tag{project_id="p1",region="cn-north-4",tag_key="env",tag_value="dev"} 1
+kms_keys_by_tag{project_id="p1",region="cn-north-4",tag_key="env",tag_value="prod"} 3
+`
+	if err := testutil.CollectAndCompare(e.Collector(context.Background()), strings.NewReader(want), "kms_keys_by_tag"); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestCacheTTLAndRefreshInterval(t *testing.T) {
+	f := newFixture(t)
+	var mu sync.Mutex
+	now := time.Unix(1_750_000_000, 0)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	e := f.exporter(t, []Target{f.target(f.aksk(t))}, Options{
+		CacheTTL: time.Minute, KeysRefreshInterval: 5 * time.Minute, Now: clock,
+	})
+	scrape := func() {
+		t.Helper()
+		if n := testutil.CollectAndCount(e.Collector(context.Background()), "kms_up"); n != 1 {
+			t.Fatalf("%d kms_up series", n)
+		}
+	}
+	counts := func() [4]int {
+		return [4]int{f.fake.Requests(kmsapi.EndpointQuotas), f.fake.Requests(kmsapi.EndpointInstances),
+			f.fake.Requests(kmsapi.EndpointResourceInstances), f.fake.Requests(kmsapi.EndpointRegions)}
+	}
+	scrape()
+	if got := counts(); got != [4]int{1, 1, 1, 1} {
+		t.Fatalf("first scrape requests %v", got)
+	}
+	advance(30 * time.Second)
+	scrape()
+	if got := counts(); got != [4]int{1, 1, 1, 1} {
+		t.Fatalf("within TTL requests %v", got)
+	}
+	advance(31 * time.Second)
+	scrape()
+	if got := counts(); got != [4]int{2, 2, 1, 1} {
+		t.Fatalf("after TTL requests %v (keys and regions should be reused)", got)
+	}
+	advance(5 * time.Minute)
+	scrape()
+	if got := counts(); got != [4]int{3, 3, 2, 1} {
+		t.Fatalf("after refresh interval requests %v (regions reused for an hour)", got)
+	}
+	advance(time.Hour)
+	// A failure shows as soon as the cached success has expired.
+	f.fake.SetFault(kmsapi.EndpointQuotas, kmsfake.Fault{Status: 403})
+	want := `
+# HELP kms_scrape_collector_success 1 if the collector succeeded in this scrape, 0 if it failed.
+# TYPE kms_scrape_collector_success gauge
+kms_scrape_collector_success{collector="instances",project_id="p1",region="cn-north-4"} 1
+kms_scrape_collector_success{collector="keys",project_id="p1",region="cn-north-4"} 1
+kms_scrape_collector_success{collector="quotas",project_id="p1",region="cn-north-4"} 0
+kms_scrape_collector_success{collector="regions",project_id="p1",region="cn-north-4"} 1
+`
+	if err := testutil.CollectAndCompare(e.Collector(context.Background()), strings.NewReader(want), "kms_scrape_collector_success"); err != nil {
+		t.Error(err)
+	}
+	if got := counts(); got != [4]int{4, 4, 3, 2} {
+		t.Fatalf("after an hour requests %v", got)
+	}
+
+	// HELP says which values may be reused.
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(e.Collector(context.Background()))
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	help := map[string]string{}
+	for _, mf := range mfs {
+		help[mf.GetName()] = mf.GetHelp()
+	}
+	for name, reuse := range map[string]string{"kms_cmk_instances": "1m", "kms_keys": "5m", "kms_cross_region_info": "1h"} {
+		if !strings.Contains(help[name], "Reused for up to "+reuse) {
+			t.Errorf("HELP of %s = %q, want reuse of %s", name, help[name], reuse)
+		}
+	}
+	if strings.Contains(help["kms_up"], "Reused") {
+		t.Errorf("HELP of kms_up mentions reuse: %q", help["kms_up"])
+	}
+}
+
+func TestConcurrentScrapesShareOneFetch(t *testing.T) {
+	f := newFixture(t)
+	e := f.exporter(t, []Target{f.target(f.aksk(t))}, Options{})
+	// Slow answers keep every fetch in flight while the scrapes pile up.
+	f.fake.SetFault("", kmsfake.Fault{Latency: 300 * time.Millisecond})
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() {
+			<-start
+			if n := testutil.CollectAndCount(e.Collector(context.Background()), "kms_up"); n != 1 {
+				t.Errorf("%d kms_up series", n)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	// 20 scrapes started together; without sharing there would be up to 20
+	// calls per endpoint. Late starters may begin a second round, never 20.
+	if n := f.fake.Requests(kmsapi.EndpointQuotas); n < 1 || n > 3 {
+		t.Errorf("user-quotas requests = %d, want 1 (shared)", n)
+	}
+}
+
+func TestTwoTargetsSameProjectExportOnce(t *testing.T) {
+	f := newFixture(t)
+	cred := f.aksk(t)
+	a := f.target(cred)
+	b := a
+	b.Name, b.ProjectID = "t2", "" // looked up: also p1
+	e := f.exporter(t, []Target{a, b}, Options{Collectors: []string{Instances}})
+	if n := testutil.CollectAndCount(e.Collector(context.Background()), "kms_up"); n != 1 {
+		t.Errorf("%d kms_up series, want 1", n)
+	}
+	if !strings.Contains(f.logs.String(), "same region and project") {
+		t.Errorf("duplicate not logged: %s", f.logs)
+	}
+	c, ok := e.TargetCollector(context.Background(), "t2")
+	if !ok {
+		t.Fatal("TargetCollector(t2) not found")
+	}
+	if n := testutil.CollectAndCount(c, "kms_cmk_instances"); n != 1 {
+		t.Errorf("t2 alone: %d kms_cmk_instances series", n)
+	}
+	if _, ok := e.TargetCollector(context.Background(), "nope"); ok {
+		t.Error("unknown target found")
+	}
+	if got := strings.Join(e.TargetNames(), ","); got != "t1,t2" {
+		t.Errorf("TargetNames = %s", got)
+	}
+}
