@@ -591,6 +591,7 @@ func TestErrors(t *testing.T) {
 	}{
 		{`{"action":`, 400, "KMS.0202"},
 		{`not json`, 400, "KMS.0202"},
+		{`{"action":"filter"} trailing`, 400, "KMS.0202"},
 		{`{"limit":"10"}`, 400, "KMS.0204"},
 		{`{"action":""}`, 400, "KMS.0204"},
 		{`{"action":"filter","offset":"-1"}`, 400, "KMS.0417"},

@@ -1,8 +1,9 @@
 package kmsfake
 
 import (
-	"bytes"
 	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -197,8 +198,7 @@ func stringNumber(raw json.RawMessage) (n int, present bool, valid bool) {
 
 func (s *Server) resourceInstances(rw *responder, p *project, body []byte) {
 	var req resourceRequest
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(&req); err != nil {
+	if err := json.Unmarshal(body, &req); err != nil {
 		rw.kmsError(http.StatusBadRequest, "KMS.0202", "The request body is not valid JSON.")
 		return
 	}
@@ -406,7 +406,7 @@ func (s *Server) issueToken(rw *responder, body []byte) {
 		"issued_at":  now.UTC().Format(iamTimeFmt),
 		"methods":    []string{"password"},
 		"project":    named{p.ID, p.Region, iamDomain{s.domainID, u.Domain.Name}},
-		"user":       named{"u" + p.ID[:min(len(p.ID), 8)], u.Name, iamDomain{s.domainID, u.Domain.Name}},
+		"user":       named{userID(u.Domain.Name, u.Name), u.Name, iamDomain{s.domainID, u.Domain.Name}},
 		"roles":      []map[string]string{{"id": "0", "name": "kms_adm"}},
 		"catalog":    []any{},
 	}}
@@ -472,4 +472,10 @@ func (s *Server) metadata(rw *responder, r *http.Request) {
 		"securitytoken": s.agency.SecurityToken,
 		"expires_at":    now.Add(time.Hour).UTC().Format(iamTimeFmt),
 	}})
+}
+
+// userID makes a stable IAM-looking user ID from the user's names.
+func userID(domain, name string) string {
+	h := sha256.Sum256([]byte(domain + "/" + name))
+	return hex.EncodeToString(h[:16])
 }

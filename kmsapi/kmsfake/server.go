@@ -49,6 +49,9 @@ import (
 //   - Once a metadata session token has been issued (PUT .../api/token),
 //     /openstack/latest/securitykey requires a valid X-Metadata-Token, like
 //     an ECS with IMDSv2 enforced; before that it answers without one.
+//   - Faults act before authentication: Status, ThrottleRate, Malformed and
+//     HugeBody answer any request; Truncated cuts the real successful answer.
+//     A Hang or Latency cut short by Close drops the connection unanswered.
 //   - The rate limit counts authenticated KMS and /v3/projects requests per
 //     AK or IAM user, on the fake's clock, with a burst of one second's worth.
 type Server struct {
