@@ -532,7 +532,7 @@ func TestBadBodies(t *testing.T) {
 	}{
 		"malformed": {func(w http.ResponseWriter) { io.WriteString(w, `{"quotas": [oops`) }, "decoding response", 1},
 		"truncated": {func(w http.ResponseWriter) { io.WriteString(w, quotasExample[:40]) }, "unexpected end of JSON input", 1},
-		"huge": {func(w http.ResponseWriter) { io.WriteString(w, big) }, "response body exceeds 4096 bytes", 1},
+		"huge":      {func(w http.ResponseWriter) { io.WriteString(w, big) }, "response body exceeds 4096 bytes", 1},
 		"huge chunked": {func(w http.ResponseWriter) {
 			for range 10 {
 				io.WriteString(w, big[:1000])
