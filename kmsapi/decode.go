@@ -170,24 +170,24 @@ func decodeInstances(body []byte) (int64, error) {
 }
 
 type wireTag struct {
-	Key   flexString `json:"key"`
-	Value flexString `json:"value"`
+	Key   string `json:"key"`
+	Value string `json:"value"`
 }
 
 type wireResource struct {
-	ResourceID   string     `json:"resource_id"`
-	ResourceName flexString `json:"resource_name"`
+	ResourceID   string `json:"resource_id"`
+	ResourceName string `json:"resource_name"`
 	Detail       struct {
-		KeyID                 string     `json:"key_id"`
-		DomainID              string     `json:"domain_id"`
-		KeyAlias              flexString `json:"key_alias"`
-		KeyDescription        flexString `json:"key_description"`
-		CreationDate          flexInt    `json:"creation_date"`
-		ScheduledDeletionDate flexInt    `json:"scheduled_deletion_date"`
-		ExpirationTime        flexInt    `json:"expiration_time"`
-		KeyState              flexInt    `json:"key_state"`
-		DefaultKeyFlag        flexInt    `json:"default_key_flag"`
-		KeyType               flexInt    `json:"key_type"`
+		KeyID                 string  `json:"key_id"`
+		DomainID              string  `json:"domain_id"`
+		KeyAlias              string  `json:"key_alias"`
+		KeyDescription        string  `json:"key_description"`
+		CreationDate          flexInt `json:"creation_date"`
+		ScheduledDeletionDate flexInt `json:"scheduled_deletion_date"`
+		ExpirationTime        flexInt `json:"expiration_time"`
+		KeyState              flexInt `json:"key_state"`
+		DefaultKeyFlag        flexInt `json:"default_key_flag"`
+		KeyType               flexInt `json:"key_type"`
 	} `json:"resource_detail"`
 	Tags []wireTag `json:"tags"`
 }
@@ -226,10 +226,10 @@ func decodeKeyPage(body []byte, wantResources bool) (KeyPage, error) {
 		if k.ID == "" {
 			return KeyPage{}, decodeError(EndpointResourceInstances, http.StatusOK, "resource %d has no key_id or resource_id", i)
 		}
-		k.Alias = string(d.KeyAlias)
-		k.Description = string(d.KeyDescription)
+		k.Alias = d.KeyAlias
+		k.Description = d.KeyDescription
 		k.DomainID = d.DomainID
-		k.ResourceName = string(r.ResourceName)
+		k.ResourceName = r.ResourceName
 		k.State = KeyState(d.KeyState)
 		k.Default = d.DefaultKeyFlag == 1
 		k.KeyType = int(d.KeyType)
@@ -239,7 +239,7 @@ func decodeKeyPage(body []byte, wantResources bool) (KeyPage, error) {
 		if len(r.Tags) > 0 {
 			k.Tags = make([]Tag, len(r.Tags))
 			for j, t := range r.Tags {
-				k.Tags[j] = Tag{Key: string(t.Key), Value: string(t.Value)}
+				k.Tags[j] = Tag(t)
 			}
 		}
 	}
