@@ -1,0 +1,218 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"sync/atomic"
+
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
+
+	"github.com/kms-exporter/kms_exporter/collector"
+	"github.com/kms-exporter/kms_exporter/config"
+	"github.com/kms-exporter/kms_exporter/kmsapi"
+	"github.com/kms-exporter/kms_exporter/kmsapi/kmsfake"
+)
+
+// app is the running exporter: its own metrics, and the config in force,
+// swapped whole on reload.
+type app struct {
+	s      *settings
+	logger log.Logger
+	getenv func(string) string
+
+	own        *prometheus.Registry
+	api        *collector.APIMetrics
+	reloadOK   prometheus.Gauge
+	reloadTime prometheus.Gauge
+
+	demo       *kmsfake.Server // --demo only
+	demoData   kmsfake.Scenario
+	httpClient *http.Client // nil: kmsapi's default
+
+	reloadMu sync.Mutex
+	cur      atomic.Pointer[loaded]
+}
+
+// loaded is one config in force.
+type loaded struct {
+	cfg     *config.Config
+	exp     *collector.Exporter
+	landing http.Handler
+}
+
+func newApp(s *settings, logger log.Logger, getenv func(string) string) (*app, error) {
+	a := &app{
+		s:      s,
+		logger: logger,
+		getenv: getenv,
+		own:    prometheus.NewRegistry(),
+		api:    collector.NewAPIMetrics(),
+		reloadOK: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "kms_exporter_config_last_reload_successful",
+			Help: "1 if the last config (re)load succeeded, 0 if it failed and the previous config is still in force.",
+		}),
+		reloadTime: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "kms_exporter_config_last_reload_success_timestamp_seconds",
+			Help: "Time of the last successful config (re)load, in Unix seconds.",
+		}),
+	}
+	a.own.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		versioncollector.NewCollector("kms_exporter"),
+		a.api, a.reloadOK, a.reloadTime,
+	)
+	if s.demo {
+		a.demo, a.demoData = startDemo(logger)
+		a.httpClient = a.demo.Client()
+	}
+	return a, nil
+}
+
+func (a *app) close() {
+	if a.demo != nil {
+		a.demo.Close()
+	}
+}
+
+// loadConfig reads the config from where the flags say: the file, the demo
+// fake, or the single-target flags and environment.
+func (a *app) loadConfig() (*config.Config, error) {
+	switch {
+	case a.demo != nil:
+		return demoConfig(a.demo.URL(), a.demoData)
+	case a.s.configFile != "":
+		return config.Load(a.s.configFile)
+	}
+	return singleTargetConfig(a.s, a.getenv)
+}
+
+// singleTargetConfig builds the config of one target from --kms.* flags and
+// the SDK's environment variables. A secret never comes from a flag.
+func singleTargetConfig(s *settings, getenv func(string) string) (*config.Config, error) {
+	if s.region == "" {
+		return nil, errors.New("no targets: give --config.file, or --kms.region with HUAWEICLOUD_SDK_AK and HUAWEICLOUD_SDK_SK in the environment, or try --demo")
+	}
+	ak, sk := getenv("HUAWEICLOUD_SDK_AK"), getenv("HUAWEICLOUD_SDK_SK")
+	if ak == "" || sk == "" {
+		return nil, errors.New("--kms.region without --config.file needs HUAWEICLOUD_SDK_AK and HUAWEICLOUD_SDK_SK in the environment")
+	}
+	c := &config.Config{
+		Credentials: map[string]*config.Credential{"env": {
+			AccessKey:     ak,
+			SecretKey:     config.Secret(sk),
+			SecurityToken: config.Secret(getenv("HUAWEICLOUD_SDK_SECURITY_TOKEN")),
+		}},
+		Targets: []config.Target{{
+			Name:        s.region,
+			Region:      s.region,
+			ProjectID:   s.projectID,
+			KMSEndpoint: s.kmsEndpoint,
+		}},
+	}
+	if err := c.Resolve(""); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// build turns a config into an Exporter: one kmsapi.Credential per named
+// credential, shared by its targets (one rate limit and one auth pause each).
+func (a *app) build(cfg *config.Config) (*loaded, error) {
+	creds := map[string]*kmsapi.Credential{}
+	for _, name := range cfg.CredentialNames() {
+		c := cfg.Credentials[name]
+		iamEndpoint := c.IAMEndpoint
+		if iamEndpoint == "" {
+			iamEndpoint = a.s.iamEndpoint
+		}
+		var auth kmsapi.Authenticator
+		switch c.Kind() {
+		case config.KindAKSK:
+			auth = kmsapi.NewAKSK(c.AccessKey, c.SecretKey.Reveal(), c.SecurityToken.Reveal())
+		case config.KindIAM:
+			auth = kmsapi.NewIAMPassword(kmsapi.IAMPasswordOptions{
+				IAMEndpoint: iamEndpoint,
+				DomainName:  c.IAM.DomainName,
+				UserName:    c.IAM.UserName,
+				Password:    c.IAM.Password.Reveal(),
+			})
+		case config.KindECSMetadata:
+			auth = kmsapi.NewECSMetadata(kmsapi.ECSMetadataOptions{Endpoint: c.MetadataEndpoint})
+		default:
+			return nil, fmt.Errorf("credentials.%s: no secret", name)
+		}
+		cred, err := kmsapi.NewCredential(kmsapi.CredentialOptions{
+			Name:              name,
+			Auth:              auth,
+			IAMEndpoint:       iamEndpoint,
+			RequestsPerSecond: a.s.rps,
+			Concurrency:       a.s.concurrency,
+			HTTPClient:        a.httpClient,
+			Observer:          a.api.Observe,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("credentials.%s: %w", name, err)
+		}
+		creds[name] = cred
+	}
+	targets := make([]collector.Target, 0, len(cfg.Targets))
+	for _, t := range cfg.Targets {
+		targets = append(targets, collector.Target{
+			Name:       t.Name,
+			Region:     t.Region,
+			ProjectID:  t.ProjectID,
+			Endpoint:   t.KMSEndpoint,
+			Credential: creds[t.Credentials],
+			TagKeys:    t.TagKeys,
+		})
+	}
+	exp, err := collector.New(targets, collector.Options{
+		Collectors:          a.s.collectors,
+		TagKeys:             a.s.tagKeys,
+		MaxTagSeries:        a.s.maxTagSeries,
+		CacheTTL:            a.s.cacheTTL,
+		KeysRefreshInterval: a.s.keysRefresh,
+		Logger:              a.logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	landing, err := a.landingPage(exp.TargetNames())
+	if err != nil {
+		return nil, err
+	}
+	return &loaded{cfg: cfg, exp: exp, landing: landing}, nil
+}
+
+// reload reads and builds the config and puts it in force. On failure the
+// config in force stays, and the reload gauge says so.
+func (a *app) reload() error {
+	a.reloadMu.Lock()
+	defer a.reloadMu.Unlock()
+	cfg, err := a.loadConfig()
+	var l *loaded
+	if err == nil {
+		l, err = a.build(cfg)
+	}
+	if err != nil {
+		a.reloadOK.Set(0)
+		msg := "cannot load config"
+		if a.cur.Load() != nil {
+			msg = "cannot reload config; the previous config stays in force"
+		}
+		level.Error(a.logger).Log("msg", msg, "err", err)
+		return err
+	}
+	a.cur.Store(l)
+	a.reloadOK.Set(1)
+	a.reloadTime.SetToCurrentTime()
+	level.Info(a.logger).Log("msg", "config loaded", "targets", len(cfg.Targets), "credentials", len(cfg.Credentials))
+	return nil
+}

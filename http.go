@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"html"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/common/version"
+	"github.com/prometheus/exporter-toolkit/web"
+)
+
+// handler routes every path of SPEC section 4.
+func (a *app) handler() http.Handler {
+	mux := http.NewServeMux()
+	metrics := promhttp.InstrumentMetricHandler(a.own, http.HandlerFunc(a.serveMetrics))
+	mux.Handle(a.s.telemetryPath, metrics)
+	mux.HandleFunc("/probe", a.serveProbe)
+	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "Healthy")
+	})
+	mux.HandleFunc("/-/ready", func(w http.ResponseWriter, _ *http.Request) {
+		if a.cur.Load() == nil {
+			http.Error(w, "Not ready: no config loaded", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "Ready")
+	})
+	mux.HandleFunc("/-/reload", a.serveReload)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		l := a.cur.Load()
+		if l == nil {
+			http.Error(w, "Not ready: no config loaded", http.StatusServiceUnavailable)
+			return
+		}
+		l.landing.ServeHTTP(w, r)
+	})
+	return mux
+}
+
+func (a *app) landingPage(targets []string) (http.Handler, error) {
+	links := []web.LandingLinks{{Address: a.s.telemetryPath, Text: "Metrics", Description: "Every target, and the exporter's own metrics"}}
+	for _, t := range targets {
+		links = append(links, web.LandingLinks{
+			// The toolkit's template does not escape: target names do not
+			// get to write HTML.
+			Address:     "probe?target=" + url.QueryEscape(t),
+			Text:        "Probe " + html.EscapeString(t),
+			Description: "This target only",
+		})
+	}
+	description := "Prometheus exporter for Huawei Cloud KMS"
+	if a.demo != nil {
+		description += " (demo mode: simulated data)"
+	}
+	return web.NewLandingPage(web.LandingConfig{
+		Name:        "KMS Exporter",
+		Description: description,
+		Version:     version.Info(),
+		Links:       links,
+	})
+}
+
+// scrapeTimeout is --kms.timeout, lowered to what Prometheus waits for
+// (X-Prometheus-Scrape-Timeout-Seconds) minus --kms.timeout-offset.
+func scrapeTimeout(r *http.Request, limit, offset time.Duration) time.Duration {
+	v := r.Header.Get("X-Prometheus-Scrape-Timeout-Seconds")
+	if v == "" {
+		return limit
+	}
+	secs, err := strconv.ParseFloat(v, 64)
+	if err != nil || secs <= 0 || secs > limit.Seconds() {
+		return limit
+	}
+	t := time.Duration(secs * float64(time.Second))
+	if t > offset {
+		// Without room for the offset, use all the time there is.
+		t -= offset
+	}
+	return t
+}
+
+func (a *app) scrapeContext(r *http.Request) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(r.Context(), scrapeTimeout(r, a.s.timeout, a.s.timeoutOffset))
+}
+
+// serveMetrics answers for every target plus the exporter's own metrics.
+func (a *app) serveMetrics(w http.ResponseWriter, r *http.Request) {
+	l := a.cur.Load()
+	if l == nil {
+		http.Error(w, "Not ready: no config loaded", http.StatusServiceUnavailable)
+		return
+	}
+	ctx, cancel := a.scrapeContext(r)
+	defer cancel()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(l.exp.Collector(ctx))
+	a.serveGatherer(w, r, prometheus.Gatherers{a.own, reg})
+}
+
+// serveProbe answers for one target, from a fresh registry.
+func (a *app) serveProbe(w http.ResponseWriter, r *http.Request) {
+	l := a.cur.Load()
+	if l == nil {
+		http.Error(w, "Not ready: no config loaded", http.StatusServiceUnavailable)
+		return
+	}
+	name := r.URL.Query().Get("target")
+	if name == "" {
+		http.Error(w, "missing target parameter: /probe?target=NAME, NAME one of: "+strings.Join(l.exp.TargetNames(), ", "), http.StatusBadRequest)
+		return
+	}
+	ctx, cancel := a.scrapeContext(r)
+	defer cancel()
+	c, ok := l.exp.TargetCollector(ctx, name)
+	if !ok {
+		http.Error(w, fmt.Sprintf("unknown target %q: not in the config", name), http.StatusBadRequest)
+		return
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(c)
+	a.serveGatherer(w, r, reg)
+}
+
+func (a *app) serveGatherer(w http.ResponseWriter, r *http.Request, g prometheus.Gatherer) {
+	promhttp.HandlerFor(g, promhttp.HandlerOpts{
+		ErrorLog: promLogger{a.logger},
+		// One bad series must not hide every other one.
+		ErrorHandling: promhttp.ContinueOnError,
+	}).ServeHTTP(w, r)
+}
+
+func (a *app) serveReload(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		http.Error(w, "use POST to reload the config", http.StatusMethodNotAllowed)
+		return
+	}
+	if err := a.reload(); err != nil {
+		http.Error(w, "failed to reload config: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	fmt.Fprintln(w, "config reloaded")
+}
+
+// promLogger lets promhttp log through go-kit.
+type promLogger struct{ l log.Logger }
+
+func (p promLogger) Println(v ...any) {
+	level.Error(p.l).Log("msg", "error serving metrics", "err", fmt.Sprint(v...))
+}
