@@ -26,6 +26,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -212,7 +213,10 @@ func poll(ctx context.Context, t *testing.T, what string, p *proc, f func() erro
 	}
 }
 
-var client = &http.Client{Timeout: 5 * time.Second}
+var (
+	client      = &http.Client{Timeout: 5 * time.Second}
+	probeLinkRE = regexp.MustCompile(`probe\?target=([^"&<>\s]+)`)
+)
 
 func get(u string) ([]byte, error) {
 	resp, err := client.Get(u)
@@ -459,13 +463,47 @@ scrape_configs:
 	promURL := "http://" + promAddr
 	waitReady(ctx, t, prom, promURL+"/-/ready")
 
-	// 4 (exporter part). promtool check metrics on /metrics and on a
-	// /probe of each demo target.
+	// 4 (exporter part). promtool check metrics on /metrics and on the
+	// /probe of each target the landing page links.
 	metrics, err := get(expURL + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
 	runTool(ctx, t, true, metrics, tl.promtool, "check", "metrics")
+	// The landing page links /probe for every configured target.
+	landing, err := get(expURL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	probes := probeLinkRE.FindAllStringSubmatch(string(landing), -1)
+	if len(probes) == 0 {
+		t.Errorf("landing page links no /probe?target=: %.500s", landing)
+	}
+	for _, m := range probes {
+		name, err := url.QueryUnescape(m[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := get(expURL + "/probe?target=" + url.QueryEscape(name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Contains(body, []byte("\nkms_up{")) {
+			t.Errorf("/probe?target=%s has no kms_up", name)
+		}
+		if bytes.Contains(body, []byte("kms_api_requests_total")) {
+			t.Errorf("/probe?target=%s has kms_api_requests_total, which belongs to /metrics only", name)
+		}
+		runTool(ctx, t, true, body, tl.promtool, "check", "metrics")
+	}
+	if resp, err := client.Get(expURL + "/probe?target=no-such-target"); err != nil {
+		t.Fatal(err)
+	} else {
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("/probe of an unknown target: %s, want 400", resp.Status)
+		}
+	}
 
 	// 2. The target is up.
 	poll(ctx, t, "exporter target up", prom, func() error {
