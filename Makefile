@@ -31,7 +31,8 @@ e2e: build
 	$(GO) test -tags e2e -count=1 -v -timeout 10m ./e2e/...
 
 docker:
-	docker build -t kms_exporter:$(VERSION) .
+	docker build --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) --build-arg BRANCH=$(BRANCH) \
+		--build-arg BUILD_DATE=$$(date -u +%Y%m%d-%H:%M:%S) -t kms_exporter:$(VERSION) .
 
 clean:
 	rm -f $(BINARY)
