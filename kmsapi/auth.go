@@ -393,7 +393,8 @@ func (a *ecsAuth) Authenticate(ctx context.Context, req *http.Request, body []by
 			return err
 		}
 	}
-	Sign(req, body, k.AK, k.SK, k.Token, time.Now())
+	// Signed on the same clock that judges expiry (time.Now unless a test sets it).
+	Sign(req, body, k.AK, k.SK, k.Token, a.o.Now())
 	return nil
 }
 

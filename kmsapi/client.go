@@ -99,3 +99,6 @@ func DefaultKMSEndpoint(region string) string {
 // Region and ProjectID of the target this client serves.
 func (c *Client) Region() string    { return c.opts.Region }
 func (c *Client) ProjectID() string { return c.opts.ProjectID }
+
+// Credential is the credential this client calls with.
+func (c *Client) Credential() *Credential { return c.opts.Credential }

@@ -1,0 +1,344 @@
+package kmsapi_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kms-exporter/kms_exporter/kmsapi"
+	"github.com/kms-exporter/kms_exporter/kmsapi/kmsfake"
+)
+
+// End-to-end tests of the client against kmsfake.
+
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+func ctxFor(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func start(t *testing.T, sc kmsfake.Scenario) *kmsfake.Server {
+	srv := kmsfake.Start(sc)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func newClient(t *testing.T, srv *kmsfake.Server, p kmsfake.Project, auth kmsapi.Authenticator, opts ...func(*kmsapi.CredentialOptions)) *kmsapi.Client {
+	t.Helper()
+	o := kmsapi.CredentialOptions{Name: "fake", Auth: auth, IAMEndpoint: srv.URL(), RequestsPerSecond: 1000}
+	for _, f := range opts {
+		f(&o)
+	}
+	cred, err := kmsapi.NewCredential(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := kmsapi.NewClient(kmsapi.ClientOptions{Region: p.Region, ProjectID: p.ID, Endpoint: srv.URL(), Credential: cred})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func sameKeys(t *testing.T, got, want []kmsapi.Key) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("got %d keys, want %d", len(got), len(want))
+	}
+	for i := range want {
+		g, w := got[i], want[i]
+		if g.ID != w.ID || g.Alias != w.Alias || g.State != w.State || g.Default != w.Default || g.KeyType != w.KeyType ||
+			!g.Created.Equal(w.Created.Truncate(time.Millisecond)) || !g.ScheduledDeletion.Equal(w.ScheduledDeletion.Truncate(time.Millisecond)) ||
+			fmt.Sprint(g.Tags) != fmt.Sprint(w.Tags) {
+			t.Fatalf("key %d:\n got %+v\nwant %+v", i, g, w)
+		}
+	}
+}
+
+func TestFakeEveryAuthKind(t *testing.T) {
+	temp := kmsfake.AccessKey{AK: "TEMPAK00000000000000", SK: "temporary-secret-key-000000000000000000", SecurityToken: "temporary-security-token"}
+	sc := kmsfake.Generate(kmsfake.GenerateOptions{Seed: 7, Projects: 2, KeysPerProject: 1500})
+	sc.AccessKeys = append(sc.AccessKeys, temp)
+	p := sc.Projects[1]
+	for name, mk := range map[string]func(srv *kmsfake.Server) kmsapi.Authenticator{
+		"aksk": func(*kmsfake.Server) kmsapi.Authenticator {
+			return kmsapi.NewAKSK(kmsfake.ExampleAccessKey.AK, kmsfake.ExampleAccessKey.SK, "")
+		},
+		"temporary": func(*kmsfake.Server) kmsapi.Authenticator {
+			return kmsapi.NewAKSK(temp.AK, temp.SK, temp.SecurityToken)
+		},
+		"iam-password": func(srv *kmsfake.Server) kmsapi.Authenticator {
+			u := kmsfake.ExampleUser
+			return kmsapi.NewIAMPassword(kmsapi.IAMPasswordOptions{IAMEndpoint: srv.URL(), DomainName: u.Domain, UserName: u.Name, Password: u.Password})
+		},
+		"ecs-metadata": func(srv *kmsfake.Server) kmsapi.Authenticator {
+			return kmsapi.NewECSMetadata(kmsapi.ECSMetadataOptions{Endpoint: srv.URL()})
+		},
+	} {
+		for _, enc := range []kmsfake.Encoding{kmsfake.Numeric, kmsfake.Strings} {
+			t.Run(fmt.Sprint(name, "/", enc), func(t *testing.T) {
+				srv := start(t, sc)
+				srv.SetEncoding(enc)
+				c := newClient(t, srv, p, mk(srv))
+				ctx := ctxFor(t, 20*time.Second)
+
+				id, err := c.Credential().LookupProject(ctx, p.Region)
+				if err != nil || id != p.ID {
+					t.Fatalf("LookupProject: %q, %v", id, err)
+				}
+				q, err := c.Quotas(ctx)
+				if err != nil || fmt.Sprint(q) != fmt.Sprint(p.Quotas) {
+					t.Fatalf("Quotas: %v, %v; want %v", q, err, p.Quotas)
+				}
+				n, err := c.InstanceCount(ctx)
+				if err != nil || n != p.Instances {
+					t.Fatalf("InstanceCount: %d, %v", n, err)
+				}
+				keys, err := c.ListKeys(ctx, kmsapi.KeyQuery{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				sameKeys(t, keys, p.Keys)
+				cnt, err := c.CountKeys(ctx, kmsapi.KeyQuery{Tags: []kmsapi.TagFilter{{Key: "env", Values: []string{"prod"}}}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				var want int
+				for _, k := range p.Keys {
+					for _, tg := range k.Tags {
+						if tg.Key == "env" && tg.Value == "prod" {
+							want++
+							break
+						}
+					}
+				}
+				if cnt != want || want == 0 {
+					t.Fatalf("CountKeys: %d, want %d", cnt, want)
+				}
+				regions, err := c.Regions(ctx)
+				if err != nil || fmt.Sprint(regions) != fmt.Sprint(sc.CrossRegions) {
+					t.Fatalf("Regions: %v, %v", regions, err)
+				}
+			})
+		}
+	}
+}
+
+func TestFakeTokenRefresh(t *testing.T) {
+	sc := kmsfake.Generate(kmsfake.GenerateOptions{Seed: 1, KeysPerProject: 5})
+	srv := start(t, sc)
+	clk := &clock{t: time.Now()}
+	srv.SetClock(clk.Now)
+	u := kmsfake.ExampleUser
+	auth := kmsapi.NewIAMPassword(kmsapi.IAMPasswordOptions{IAMEndpoint: srv.URL(), DomainName: u.Domain, UserName: u.Name, Password: u.Password, Now: clk.Now})
+	c := newClient(t, srv, sc.Projects[0], auth, func(o *kmsapi.CredentialOptions) { o.Now = clk.Now })
+	call := func() {
+		t.Helper()
+		if _, err := c.InstanceCount(ctxFor(t, 10*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	call()
+	call()
+	if got := srv.Requests(kmsapi.EndpointIAMToken); got != 1 {
+		t.Fatalf("%d logins, want 1", got)
+	}
+	// The API answers that the token expired: one new login, and the call succeeds.
+	srv.ExpireTokens()
+	call()
+	if got, calls := srv.Requests(kmsapi.EndpointIAMToken), srv.Requests(kmsapi.EndpointInstances); got != 2 || calls != 4 {
+		t.Fatalf("%d logins, %d calls; want 2, 4", got, calls)
+	}
+	// Close to expires_at the token is replaced before the API refuses it.
+	clk.Advance(23*time.Hour + 45*time.Minute)
+	call()
+	if got, calls := srv.Requests(kmsapi.EndpointIAMToken), srv.Requests(kmsapi.EndpointInstances); got != 3 || calls != 5 {
+		t.Fatalf("%d logins, %d calls; want 3, 5", got, calls)
+	}
+}
+
+func TestFakeMetadataRefresh(t *testing.T) {
+	sc := kmsfake.Generate(kmsfake.GenerateOptions{Seed: 1, KeysPerProject: 5})
+	srv := start(t, sc)
+	clk := &clock{t: time.Now()}
+	srv.SetClock(clk.Now)
+	auth := kmsapi.NewECSMetadata(kmsapi.ECSMetadataOptions{Endpoint: srv.URL(), Now: clk.Now})
+	c := newClient(t, srv, sc.Projects[0], auth, func(o *kmsapi.CredentialOptions) { o.Now = clk.Now })
+	for range 3 {
+		if _, err := c.Quotas(ctxFor(t, 10*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := srv.Requests(kmsapi.EndpointECSMetadata)
+	clk.Advance(24 * time.Hour) // whatever lifetime the fake gives, it is over
+	if _, err := c.Quotas(ctxFor(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if after := srv.Requests(kmsapi.EndpointECSMetadata); after <= before {
+		t.Fatalf("metadata not asked again (%d requests before, %d after)", before, after)
+	}
+}
+
+func TestFakePaging(t *testing.T) {
+	for _, n := range []int{0, 1, 999, 1000, 1001, 10000} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			sc := kmsfake.Generate(kmsfake.GenerateOptions{Seed: int64(n), KeysPerProject: n})
+			p := sc.Projects[0]
+			if len(p.Keys) != n {
+				t.Fatalf("scenario holds %d keys", len(p.Keys))
+			}
+			srv := start(t, sc)
+			c := newClient(t, srv, p, kmsapi.NewAKSK(kmsfake.ExampleAccessKey.AK, kmsfake.ExampleAccessKey.SK, ""))
+			keys, err := c.ListKeys(ctxFor(t, 30*time.Second), kmsapi.KeyQuery{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sameKeys(t, keys, p.Keys)
+			if got, want := srv.Requests(kmsapi.EndpointResourceInstances), max(1, (n+999)/1000); got != want {
+				t.Errorf("%d resource_instances requests, want %d", got, want)
+			}
+			if got := srv.Requests(""); got != max(1, (n+999)/1000) {
+				t.Errorf("%d requests in all", got)
+			}
+		})
+	}
+}
+
+func TestFakeFaults(t *testing.T) {
+	sc := kmsfake.Generate(kmsfake.GenerateOptions{Seed: 3, KeysPerProject: 10})
+	p := sc.Projects[0]
+	ak := kmsfake.ExampleAccessKey
+	for _, tc := range []struct {
+		name     string
+		fault    kmsfake.Fault
+		requests int
+		check    func(error) bool
+		calls    int
+	}{
+		// Every second request is throttled: the first call passes, the second is retried once.
+		{"429 then success", kmsfake.Fault{ThrottleRate: 0.5}, 3, func(err error) bool { return err == nil }, 2},
+		{"429 always", kmsfake.Fault{ThrottleRate: 1}, 3, kmsapi.IsThrottled, 1},
+		{"500", kmsfake.Fault{Status: 500}, 3, kmsapi.IsServerError, 1},
+		{"502", kmsfake.Fault{Status: 502}, 3, kmsapi.IsServerError, 1},
+		{"504", kmsfake.Fault{Status: 504}, 3, kmsapi.IsServerError, 1},
+		{"401", kmsfake.Fault{Status: 401}, 1, kmsapi.IsAuthFailure, 1},
+		{"403", kmsfake.Fault{Status: 403}, 1, kmsapi.IsForbidden, 1},
+		{"404", kmsfake.Fault{Status: 404}, 1, kmsapi.IsNotFound, 1},
+		{"malformed", kmsfake.Fault{Malformed: true}, 1, decodeFailure, 1},
+		{"truncated", kmsfake.Fault{Truncated: true}, 1, decodeFailure, 1},
+		{"huge", kmsfake.Fault{HugeBody: 2 << 20}, 1, func(err error) bool {
+			return decodeFailure(err) && strings.Contains(err.Error(), "response body exceeds 1048576 bytes")
+		}, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			defer kmsapi.SetMaxBodyBytes(1 << 20)()
+			srv := start(t, sc)
+			c := newClient(t, srv, p, kmsapi.NewAKSK(ak.AK, ak.SK, ""))
+			srv.SetFault(kmsapi.EndpointQuotas, tc.fault)
+			var err error
+			for range max(1, tc.calls) {
+				_, err = c.Quotas(ctxFor(t, 20*time.Second))
+			}
+			if !tc.check(err) {
+				t.Errorf("got %v", err)
+			}
+			if err != nil {
+				var e *kmsapi.Error
+				if !errors.As(err, &e) || e.Endpoint != kmsapi.EndpointQuotas {
+					t.Errorf("got %#v", err)
+				}
+			}
+			if got := srv.Requests(kmsapi.EndpointQuotas); got != tc.requests {
+				t.Errorf("%d requests, want %d", got, tc.requests)
+			}
+		})
+	}
+}
+
+func decodeFailure(err error) bool {
+	var e *kmsapi.Error
+	return errors.As(err, &e) && e.StatusCode == http.StatusOK && e.Err != nil
+}
+
+func TestFakeHangAndConnectionRefused(t *testing.T) {
+	sc := kmsfake.Generate(kmsfake.GenerateOptions{Seed: 3, KeysPerProject: 2500})
+	p := sc.Projects[0]
+	ak := kmsfake.ExampleAccessKey
+	srv := start(t, sc)
+	c := newClient(t, srv, p, kmsapi.NewAKSK(ak.AK, ak.SK, ""))
+	srv.SetFault(kmsapi.EndpointResourceInstances, kmsfake.Fault{Hang: true})
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { _, err := c.ListKeys(ctx, kmsapi.KeyQuery{}); done <- err }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("got %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("ListKeys outlived its context")
+	}
+
+	url := srv.URL()
+	srv.Close()
+	c2, _ := kmsapi.NewClient(kmsapi.ClientOptions{Region: p.Region, ProjectID: p.ID, Endpoint: url, Credential: c.Credential()})
+	_, err := c2.Regions(ctxFor(t, 10*time.Second))
+	var e *kmsapi.Error
+	if !errors.As(err, &e) || e.StatusCode != 0 || e.Err == nil || !strings.Contains(err.Error(), "refused") {
+		t.Errorf("got %v", err)
+	}
+}
+
+func TestFakeWrongSecretPause(t *testing.T) {
+	sc := kmsfake.Generate(kmsfake.GenerateOptions{Seed: 3, KeysPerProject: 10})
+	srv := start(t, sc)
+	clk := &clock{t: time.Now()}
+	c := newClient(t, srv, sc.Projects[0], kmsapi.NewAKSK(kmsfake.ExampleAccessKey.AK, "not-the-secret", ""),
+		func(o *kmsapi.CredentialOptions) { o.Now = clk.Now })
+	window := func(want int) {
+		t.Helper()
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Go(func() {
+				_, err := c.ListKeys(ctxFor(t, 10*time.Second), kmsapi.KeyQuery{})
+				if !kmsapi.IsAuthFailure(err) {
+					t.Errorf("got %v", err)
+				}
+			})
+		}
+		wg.Wait()
+		for range 10 {
+			if _, err := c.Quotas(ctxFor(t, 10*time.Second)); !errors.Is(err, kmsapi.ErrCredentialPaused) {
+				t.Fatalf("got %v", err)
+			}
+		}
+		if got := srv.Requests(""); got != want {
+			t.Fatalf("%d requests reached the API, want %d", got, want)
+		}
+	}
+	window(1)
+	clk.Advance(kmsapi.DefaultAuthPauseMin + time.Second)
+	window(2)
+	clk.Advance(kmsapi.DefaultAuthPauseMin + time.Second) // the pause doubled
+	window(2)
+	clk.Advance(kmsapi.DefaultAuthPauseMin)
+	window(3)
+}
