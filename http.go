@@ -103,7 +103,8 @@ func (a *app) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(l.exp.Collector(ctx))
-	a.serveGatherer(w, r, prometheus.Gatherers{a.own, reg})
+	// The scrape first, so the API metrics include its calls.
+	a.serveGatherer(w, r, prometheus.Gatherers{reg, a.own})
 }
 
 // serveProbe answers for one target, from a fresh registry.
