@@ -203,10 +203,10 @@ func (s *collection) collectTarget(ch chan<- prometheus.Metric, t *target) {
 		}
 		dur := time.Since(start).Seconds()
 		for _, c := range e.enabled {
-			ch <- prometheus.MustNewConstMetric(e.d.success, prometheus.GaugeValue, 0, t.Region, t.ProjectID, c)
-			ch <- prometheus.MustNewConstMetric(e.d.duration, prometheus.GaugeValue, dur, t.Region, t.ProjectID, c)
+			e.send(ch, e.d.success, 0, t.Region, t.ProjectID, c)
+			e.send(ch, e.d.duration, dur, t.Region, t.ProjectID, c)
 		}
-		ch <- prometheus.MustNewConstMetric(e.d.up, prometheus.GaugeValue, 0, t.Region, t.ProjectID)
+		e.send(ch, e.d.up, 0, t.Region, t.ProjectID)
 		return
 	}
 	region, project := client.Region(), client.ProjectID()
@@ -230,8 +230,8 @@ func (s *collection) collectTarget(ch chan<- prometheus.Metric, t *target) {
 			} else {
 				e.logFailure(t, c, s.ctx, err)
 			}
-			ch <- prometheus.MustNewConstMetric(e.d.success, prometheus.GaugeValue, success, region, project, c)
-			ch <- prometheus.MustNewConstMetric(e.d.duration, prometheus.GaugeValue, time.Since(begin).Seconds(), region, project, c)
+			e.send(ch, e.d.success, success, region, project, c)
+			e.send(ch, e.d.duration, time.Since(begin).Seconds(), region, project, c)
 		})
 	}
 	wg.Wait()
@@ -239,7 +239,7 @@ func (s *collection) collectTarget(ch chan<- prometheus.Metric, t *target) {
 	if ok.Load() > 0 {
 		up = 1
 	}
-	ch <- prometheus.MustNewConstMetric(e.d.up, prometheus.GaugeValue, up, region, project)
+	e.send(ch, e.d.up, up, region, project)
 }
 
 // claim keeps two targets that resolve to the same project from exporting
@@ -311,8 +311,11 @@ func (e *Exporter) fetch(ctx context.Context, c string, client *kmsapi.Client, t
 
 func (e *Exporter) emit(ch chan<- prometheus.Metric, c string, val any, region, project string) {
 	d := &e.d
+	// NewConstMetric copies the label values: one buffer serves every series.
+	lv := make([]string, 2, 4)
+	lv[0], lv[1] = region, project
 	gauge := func(desc *prometheus.Desc, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, v, append([]string{region, project}, labels...)...)
+		e.send(ch, desc, v, append(lv[:2], labels...)...)
 	}
 	switch c {
 	case Quotas:
@@ -349,6 +352,17 @@ func (e *Exporter) emit(ch chan<- prometheus.Metric, c string, val any, region, 
 			gauge(d.crossRegion, 1, r)
 		}
 	}
+}
+
+// send emits one gauge. Label values are made valid beforehand, so an error
+// here is a bug: it is logged, never a panic at scrape time.
+func (e *Exporter) send(ch chan<- prometheus.Metric, desc *prometheus.Desc, v float64, labels ...string) {
+	m, err := prometheus.NewConstMetric(desc, prometheus.GaugeValue, v, labels...)
+	if err != nil {
+		level.Error(e.logger).Log("msg", "cannot build metric", "desc", desc, "err", err)
+		return
+	}
+	ch <- m
 }
 
 // logFailure writes one line per failed collector, with what an operator
