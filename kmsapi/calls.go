@@ -46,14 +46,26 @@ func (c *Credential) LookupProject(ctx context.Context, region string) (string, 
 	return decodeProjects(body, region)
 }
 
-func (c *Client) get(ctx context.Context, endpoint, path string) ([]byte, error) {
-	return c.opts.Credential.do(ctx, &request{
+// get returns the body of a successful answer and its request ID.
+func (c *Client) get(ctx context.Context, endpoint, path string) ([]byte, string, error) {
+	r := &request{
 		endpoint:  endpoint,
 		region:    c.opts.Region,
 		method:    http.MethodGet,
 		url:       c.opts.Endpoint + path,
 		projectID: c.opts.ProjectID,
-	})
+	}
+	body, err := c.opts.Credential.do(ctx, r)
+	return body, r.answerID, err
+}
+
+// withRequestID adds the request ID of a 200 to the error decoding it: a
+// malformed answer is worth reporting to the provider, who needs the ID.
+func withRequestID(err error, id string) error {
+	if e, ok := asError(err); ok && e.RequestID == "" {
+		e.RequestID = id
+	}
+	return err
 }
 
 func (c *Client) projectPath(version, rest string) string {
@@ -62,20 +74,22 @@ func (c *Client) projectPath(version, rest string) string {
 
 // Quotas calls user-quotas.
 func (c *Client) Quotas(ctx context.Context) ([]Quota, error) {
-	body, err := c.get(ctx, EndpointQuotas, c.projectPath("v1.0", "user-quotas"))
+	body, id, err := c.get(ctx, EndpointQuotas, c.projectPath("v1.0", "user-quotas"))
 	if err != nil {
 		return nil, err
 	}
-	return decodeQuotas(body)
+	q, err := decodeQuotas(body)
+	return q, withRequestID(err, id)
 }
 
 // InstanceCount calls user-instances: the number of non-default CMKs.
 func (c *Client) InstanceCount(ctx context.Context) (int64, error) {
-	body, err := c.get(ctx, EndpointInstances, c.projectPath("v1.0", "user-instances"))
+	body, id, err := c.get(ctx, EndpointInstances, c.projectPath("v1.0", "user-instances"))
 	if err != nil {
 		return 0, err
 	}
-	return decodeInstances(body)
+	n, err := decodeInstances(body)
+	return n, withRequestID(err, id)
 }
 
 type wireTagFilter struct {
@@ -116,18 +130,20 @@ func queryBody(q KeyQuery, action string, limit, offset int) []byte {
 }
 
 func (c *Client) resourceInstances(ctx context.Context, body []byte, wantResources bool) (KeyPage, error) {
-	data, err := c.opts.Credential.do(ctx, &request{
+	r := &request{
 		endpoint:  EndpointResourceInstances,
 		region:    c.opts.Region,
 		method:    http.MethodPost,
 		url:       c.opts.Endpoint + c.projectPath("v1.0", "resource_instances/action"),
 		body:      body,
 		projectID: c.opts.ProjectID,
-	})
+	}
+	data, err := c.opts.Credential.do(ctx, r)
 	if err != nil {
 		return KeyPage{}, err
 	}
-	return decodeKeyPage(data, wantResources)
+	p, err := decodeKeyPage(data, wantResources)
+	return p, withRequestID(err, r.answerID)
 }
 
 // FilterKeys calls resource_instances with action filter for one page:
@@ -237,13 +253,13 @@ func (c *Client) Regions(ctx context.Context) ([]string, error) {
 	var all []string
 	for page := 0; page < maxRegionPages; page++ {
 		path := c.projectPath("v2", "regions") + "?limit=" + strconv.Itoa(regionsPageSize) + "&offset=" + strconv.Itoa(len(all))
-		body, err := c.get(ctx, EndpointRegions, path)
+		body, id, err := c.get(ctx, EndpointRegions, path)
 		if err != nil {
 			return nil, err
 		}
 		regions, err := decodeRegions(body)
 		if err != nil {
-			return nil, err
+			return nil, withRequestID(err, id)
 		}
 		all = append(all, regions...)
 		if len(regions) < regionsPageSize {

@@ -169,6 +169,7 @@ type request struct {
 	url       string
 	body      []byte
 	projectID string // X-Project-Id and the scope to authenticate for; "" for none
+	answerID  string // X-Request-Id of the last answer, set by send
 }
 
 // attempt is the outcome of one try of a call.
@@ -294,6 +295,7 @@ func (c *Credential) send(ctx context.Context, r *request) attempt {
 	}
 	body, rerr := readBody(resp)
 	c.observe(r, strconv.Itoa(resp.StatusCode), time.Since(start))
+	r.answerID = resp.Header.Get("X-Request-Id")
 	a := attempt{req: req, sent: true}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		a.err = parseError(r.endpoint, resp.StatusCode, resp.Header, body)
