@@ -32,6 +32,14 @@ const (
 // All lists every collector, in the order they are reported.
 var All = []string{Quotas, Instances, Keys, Regions}
 
+// endpoints names the API endpoint each collector calls.
+var endpoints = map[string]string{
+	Quotas:    kmsapi.EndpointQuotas,
+	Instances: kmsapi.EndpointInstances,
+	Keys:      kmsapi.EndpointResourceInstances,
+	Regions:   kmsapi.EndpointRegions,
+}
+
 // DefaultRegionsTTL is how long the cross-region list is reused: it changes
 // when Huawei Cloud opens a region, not between scrapes.
 const DefaultRegionsTTL = time.Hour
@@ -375,6 +383,10 @@ func (e *Exporter) logFailure(t *target, collector string, scrapeCtx context.Con
 	var ae *kmsapi.Error
 	if errors.As(err, &ae) {
 		kv = append(kv, "endpoint", ae.Endpoint, "status", ae.StatusCode, "error_code", ae.Code, "request_id", ae.RequestID)
+	} else if ep := endpoints[collector]; ep != "" {
+		// No answer to tell (e.g. the deadline passed while waiting): the
+		// endpoint that did not answer still helps.
+		kv = append(kv, "endpoint", ep)
 	}
 	kv = append(kv, "err", err)
 	level.Error(e.logger).Log(kv...)
