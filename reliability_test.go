@@ -1,0 +1,488 @@
+package main
+
+// Reliability tests (issue 6): the fault matrix against the real HTTP
+// handlers and kmsfake, goroutine leaks, bounded memory, the scrape storm,
+// graceful shutdown and reloads during scrapes.
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"go.uber.org/goleak"
+
+	"github.com/kms-exporter/kms_exporter/collector"
+	"github.com/kms-exporter/kms_exporter/kmsapi"
+	"github.com/kms-exporter/kms_exporter/kmsapi/kmsfake"
+)
+
+// relAK is the credential of the reliability tests' fakes.
+var relAK = kmsfake.AccessKey{AK: "RELIABILITYAK0000000", SK: "reliability-secret-key-000000000000000"}
+
+// relExporter is an exporter under test, served by httptest.
+type relExporter struct {
+	app  *app
+	srv  *httptest.Server
+	logs *syncBuffer
+	api  *http.Client // the exporter's client to the API, so the test can close its idle connections
+}
+
+// startExporter runs the app with configYAML as its config file. Cleanup
+// stops the server and closes the API client's idle connections, so that
+// goleak sees no keep-alive goroutines.
+func startExporter(t *testing.T, configYAML string, flags ...string) *relExporter {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "kms.yml")
+	if err := os.WriteFile(path, []byte(configYAML), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, _, err := parseFlags(append([]string{"--config.file=" + path, "--kms.requests-per-second=1000", "--log.level=debug"}, flags...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &relExporter{logs: &syncBuffer{}, api: kmsapi.NewHTTPClient()}
+	logger, _ := newLogger(e.logs, s.logLevel, s.logFormat)
+	e.app, err = newApp(s, logger, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.app.httpClient = e.api
+	t.Cleanup(e.api.CloseIdleConnections)
+	if err := e.app.reload(); err != nil {
+		t.Fatalf("config: %v\n%s", err, e.logs)
+	}
+	e.srv = httptest.NewServer(e.app.handler())
+	t.Cleanup(e.srv.Close)
+	return e
+}
+
+// akskConfig is a config with one AK/SK credential and one target per
+// project, named t0, t1, ..., all on kmsURL.
+func akskConfig(ak kmsfake.AccessKey, iamURL, kmsURL string, projects []kmsfake.Project) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "credentials:\n  main:\n    access_key: %s\n    secret_key: %s\n    iam_endpoint: %s\ntargets:\n", ak.AK, ak.SK, iamURL)
+	writeTargets(&b, kmsURL, projects)
+	return b.String()
+}
+
+func writeTargets(b *strings.Builder, kmsURL string, projects []kmsfake.Project) {
+	for i, p := range projects {
+		fmt.Fprintf(b, "  - name: t%d\n    region: %s\n    project_id: %s\n    kms_endpoint: %s\n", i, p.Region, p.ID, kmsURL)
+	}
+}
+
+// scrape GETs path with Prometheus' timeout header and returns status, body
+// and how long it took.
+func (e *relExporter) scrape(t *testing.T, path, timeout string) (int, string, time.Duration) {
+	t.Helper()
+	req, err := http.NewRequest("GET", e.srv.URL+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if timeout != "" {
+		req.Header.Set("X-Prometheus-Scrape-Timeout-Seconds", timeout)
+	}
+	start := time.Now()
+	code, body := do(t, req)
+	return code, body, time.Since(start)
+}
+
+// apiCounts reads kms_api_requests_total from the exporter's own registry,
+// without a scrape, keyed "endpoint code".
+func (e *relExporter) apiCounts(t *testing.T) map[string]float64 {
+	t.Helper()
+	mfs, err := e.app.own.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() != "kms_api_requests_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			out[labelOf(m, "endpoint")+" "+labelOf(m, "code")] += m.GetCounter().GetValue()
+		}
+	}
+	return out
+}
+
+func labelOf(m *dto.Metric, name string) string {
+	for _, l := range m.GetLabel() {
+		if l.GetName() == name {
+			return l.GetValue()
+		}
+	}
+	return ""
+}
+
+// countsSince is what after adds to before, for one endpoint, by code.
+func countsSince(before, after map[string]float64, endpoint string) map[string]int {
+	out := map[string]int{}
+	for k, v := range after {
+		ep, code, _ := strings.Cut(k, " ")
+		if ep != endpoint {
+			continue
+		}
+		if d := int(v - before[k]); d != 0 {
+			out[code] = d
+		}
+	}
+	return out
+}
+
+func fmtCounts(m map[string]int) string {
+	var parts []string
+	for k, v := range m {
+		parts = append(parts, fmt.Sprintf("%s:%d", k, v))
+	}
+	sort.Strings(parts)
+	return "{" + strings.Join(parts, " ") + "}"
+}
+
+// collectorOf maps a KMS endpoint to the collector that calls it.
+var collectorOf = map[string]string{
+	kmsapi.EndpointQuotas:            collector.Quotas,
+	kmsapi.EndpointInstances:         collector.Instances,
+	kmsapi.EndpointResourceInstances: collector.Keys,
+	kmsapi.EndpointRegions:           collector.Regions,
+}
+
+var kmsEndpoints = []string{kmsapi.EndpointQuotas, kmsapi.EndpointInstances, kmsapi.EndpointResourceInstances, kmsapi.EndpointRegions}
+
+// checkValues asserts that every collector in ok exported the values of p.
+func checkValues(t *testing.T, body string, p kmsfake.Project, crossRegions []string, ok map[string]bool) {
+	t.Helper()
+	mfs := parse(t, body)
+	labels := map[string]string{"region": p.Region, "project_id": p.ID}
+	with := func(k, v string) map[string]string {
+		m := map[string]string{k: v}
+		for a, b := range labels {
+			m[a] = b
+		}
+		return m
+	}
+	for _, c := range collector.All {
+		want := 0.0
+		if ok[c] {
+			want = 1
+		}
+		if v, found := value(mfs, "kms_scrape_collector_success", with("collector", c)); !found || v != want {
+			t.Errorf("kms_scrape_collector_success{collector=%q} = %v (present %v), want %v", c, v, found, want)
+		}
+	}
+	if ok[collector.Quotas] {
+		for _, q := range p.Quotas {
+			if v, _ := value(mfs, "kms_quota_limit", with("resource", q.Resource)); v != float64(q.Limit) {
+				t.Errorf("kms_quota_limit{resource=%q} = %v, want %d", q.Resource, v, q.Limit)
+			}
+		}
+	}
+	if ok[collector.Instances] {
+		if v, _ := value(mfs, "kms_cmk_instances", labels); v != float64(p.Instances) {
+			t.Errorf("kms_cmk_instances = %v, want %d", v, p.Instances)
+		}
+	}
+	if ok[collector.Keys] {
+		enabled := 0
+		for _, k := range p.Keys {
+			if k.State == kmsapi.StateEnabled {
+				enabled++
+			}
+		}
+		if v, _ := value(mfs, "kms_keys", with("state", "enabled")); v != float64(enabled) {
+			t.Errorf("kms_keys{state=enabled} = %v, want %d", v, enabled)
+		}
+	}
+	if ok[collector.Regions] {
+		if n := len(mfs["kms_cross_region_info"].GetMetric()); n != len(crossRegions) {
+			t.Errorf("%d kms_cross_region_info series, want %d", n, len(crossRegions))
+		}
+	}
+}
+
+// failureLine returns the log line of the failed collector c of target, or "".
+func failureLine(logs, target, c string) string {
+	for _, l := range strings.Split(logs, "\n") {
+		if strings.Contains(l, `msg="collector failed"`) && strings.Contains(l, " target="+target+" ") && strings.Contains(l, " collector="+c+" ") {
+			return l
+		}
+	}
+	return ""
+}
+
+// eventually polls cond for up to 5s: for what happens just after a scrape
+// answered (e.g. a cancelled request being counted).
+func eventually(cond func() bool) bool {
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+}
+
+var requestIDField = regexp.MustCompile(` request_id=[0-9a-f]{8,}`)
+
+// faultCase is one row of the fault matrix, applied to one endpoint.
+type faultCase struct {
+	name   string
+	fault  kmsfake.Fault
+	before bool // install before the warm-up scrape (throttle sequences start there)
+	ok     bool // the endpoint's collector still succeeds
+	codes  map[string]int
+	// Logged with the failure: status=, error_code=, and text in the line.
+	status, errCode, text string
+	paused                bool // a 401: the next scrape sends nothing
+}
+
+var faultCases = []faultCase{
+	{name: "429-sometimes", fault: kmsfake.Fault{ThrottleRate: 0.5}, before: true, ok: true, codes: map[string]int{"429": 1, "200": 1}},
+	{name: "429-always", fault: kmsfake.Fault{ThrottleRate: 1}, codes: map[string]int{"429": 3}, status: "429", errCode: "APIGW.0308"},
+	{name: "500", fault: kmsfake.Fault{Status: 500}, codes: map[string]int{"500": 3}, status: "500", errCode: "KMS.0101"},
+	{name: "502", fault: kmsfake.Fault{Status: 502}, codes: map[string]int{"502": 3}, status: "502", errCode: "APIGW.0202"},
+	{name: "504", fault: kmsfake.Fault{Status: 504}, codes: map[string]int{"504": 3}, status: "504", errCode: "APIGW.0203"},
+	{name: "malformed", fault: kmsfake.Fault{Malformed: true}, codes: map[string]int{"200": 1}, status: "200", text: "invalid character"},
+	{name: "truncated", fault: kmsfake.Fault{Truncated: true}, codes: map[string]int{"200": 1}, status: "200", text: "unexpected end of JSON input"},
+	{name: "huge-body", fault: kmsfake.Fault{HugeBody: 4 * 32 << 20}, codes: map[string]int{"200": 1}, status: "200", text: "response body exceeds 33554432 bytes"},
+	{name: "hang", fault: kmsfake.Fault{Hang: true}, codes: map[string]int{"error": 1}, text: "scrape deadline reached"},
+	// The latency lets the other collectors enter before the 401 pauses the credential.
+	{name: "401-wrong-secret", fault: kmsfake.Fault{Status: 401, Latency: 300 * time.Millisecond}, codes: map[string]int{"401": 1}, status: "401", errCode: "APIGW.0301", paused: true},
+	{name: "403", fault: kmsfake.Fault{Status: 403}, codes: map[string]int{"403": 1}, status: "403", errCode: "KMS.0306"},
+}
+
+// Scrapes in the matrix send a 3s timeout; with --kms.timeout-offset=1s the
+// exporter gives itself 2s, which leaves room for 1+2 retries of a fast error.
+const (
+	matrixTimeout  = "3"
+	matrixDeadline = 3 * time.Second
+)
+
+// TestFaultMatrix drives /probe through every fault on every KMS endpoint,
+// and the whole-endpoint faults (connection refused, untrusted certificate,
+// expired IAM token), each case with its own fake and exporter, all at once.
+// At the end no goroutine is left behind.
+func TestFaultMatrix(t *testing.T) {
+	ignore := goleak.IgnoreCurrent()
+	t.Run("cases", func(t *testing.T) {
+		// Run the cases concurrently without t.Parallel, whose limit is
+		// GOMAXPROCS: they mostly wait on deadlines, not on the CPU.
+		var wg sync.WaitGroup
+		for _, ep := range kmsEndpoints {
+			for _, fc := range faultCases {
+				wg.Go(func() { t.Run(ep+"/"+fc.name, func(t *testing.T) { runFaultCase(t, ep, fc) }) })
+			}
+		}
+		wg.Go(func() { t.Run("connection-refused", testConnectionRefused) })
+		wg.Go(func() { t.Run("untrusted-certificate", testUntrustedCertificate) })
+		wg.Go(func() { t.Run("expired-iam-token", testExpiredIAMToken) })
+		wg.Wait()
+	})
+	goleak.VerifyNone(t, ignore)
+}
+
+func runFaultCase(t *testing.T, ep string, fc faultCase) {
+	sc := kmsfake.Generate(kmsfake.GenerateOptions{Seed: 6, Projects: 2, KeysPerProject: 30, AccessKey: relAK})
+	fake := kmsfake.Start(sc)
+	t.Cleanup(fake.Close)
+	e := startExporter(t, akskConfig(relAK, fake.URL(), fake.URL(), sc.Projects), "--kms.timeout-offset=1s")
+	c := collectorOf[ep]
+
+	if fc.before {
+		fake.SetFault(ep, fc.fault)
+	}
+	// Warm up on t1: the credential is then proven, so the faulty call is
+	// not the single probe the others wait for; t0 has nothing cached.
+	if code, body, _ := e.scrape(t, "/probe?target=t1", matrixTimeout); code != 200 || !strings.Contains(body, "kms_up{") {
+		t.Fatalf("warm-up: %d\n%s", code, e.logs)
+	}
+	if !fc.before {
+		fake.SetFault(ep, fc.fault)
+	}
+	before := e.apiCounts(t)
+
+	code, body, took := e.scrape(t, "/probe?target=t0", matrixTimeout)
+	if code != 200 {
+		t.Fatalf("status %d: %s", code, body)
+	}
+	if took > matrixDeadline {
+		t.Errorf("answered after %v, Prometheus gave up at %v", took, matrixDeadline)
+	}
+	ok := map[string]bool{collector.Quotas: true, collector.Instances: true, collector.Keys: true, collector.Regions: true}
+	ok[c] = fc.ok
+	checkValues(t, body, sc.Projects[0], sc.CrossRegions, ok)
+	if v, _ := value(parse(t, body), "kms_up", nil); v != 1 {
+		t.Errorf("kms_up = %v, want 1: the other collectors succeeded", v)
+	}
+
+	// Requests of a cancelled call are counted when the call returns, just
+	// after the scrape answered.
+	var got map[string]int
+	if !eventually(func() bool {
+		got = countsSince(before, e.apiCounts(t), ep)
+		return fmtCounts(got) == fmtCounts(fc.codes)
+	}) {
+		t.Errorf("kms_api_requests_total{endpoint=%q} added %s, want %s", ep, fmtCounts(got), fmtCounts(fc.codes))
+	}
+	for _, other := range kmsEndpoints {
+		if other == ep {
+			continue
+		}
+		if got := countsSince(before, e.apiCounts(t), other); fmtCounts(got) != "{200:1}" {
+			t.Errorf("healthy %s: requests %s, want {200:1}", other, fmtCounts(got))
+		}
+	}
+
+	logs := e.logs.String()
+	line := failureLine(logs, "t0", c)
+	switch {
+	case fc.ok && line != "":
+		t.Errorf("collector recovered by retry logged a failure: %s", line)
+	case !fc.ok && line == "":
+		t.Errorf("no failure line for target t0 collector %s:\n%s", c, logs)
+	case !fc.ok:
+		want := []string{" endpoint=" + ep}
+		if fc.status != "" {
+			want = append(want, " status="+fc.status)
+		}
+		if fc.errCode != "" {
+			want = append(want, " error_code="+fc.errCode)
+		}
+		if fc.text != "" {
+			want = append(want, fc.text)
+		}
+		for _, w := range want {
+			if !strings.Contains(line, w) {
+				t.Errorf("failure line lacks %q: %s", w, line)
+			}
+		}
+		// Every answer from the API carries a request ID worth logging.
+		if fc.status != "" && !requestIDField.MatchString(line) {
+			t.Errorf("failure line lacks the request ID: %s", line)
+		}
+	}
+
+	if fc.paused {
+		fake.ResetRequests()
+		code, body, _ := e.scrape(t, "/probe?target=t0", matrixTimeout)
+		if code != 200 {
+			t.Fatalf("scrape during the pause: %d", code)
+		}
+		if n := fake.Requests(""); n != 0 {
+			t.Errorf("%d requests during the auth pause, want none", n)
+		}
+		mfs := parse(t, body)
+		for _, c := range []string{collector.Quotas, collector.Instances, collector.Keys} {
+			if v, _ := value(mfs, "kms_scrape_collector_success", map[string]string{"collector": c}); v != 0 {
+				t.Errorf("collector %s succeeded during the auth pause", c)
+			}
+		}
+		if !strings.Contains(e.logs.String(), "credential paused") {
+			t.Errorf("pause not logged:\n%s", e.logs)
+		}
+	}
+}
+
+// wholeTargetDown checks a scrape of a target none of whose calls can succeed.
+func wholeTargetDown(t *testing.T, e *relExporter, p kmsfake.Project) {
+	t.Helper()
+	code, body, took := e.scrape(t, "/probe?target=t0", matrixTimeout)
+	if code != 200 {
+		t.Fatalf("status %d: %s", code, body)
+	}
+	if took > matrixDeadline {
+		t.Errorf("answered after %v", took)
+	}
+	checkValues(t, body, p, nil, map[string]bool{})
+	if v, ok := value(parse(t, body), "kms_up", nil); !ok || v != 0 {
+		t.Errorf("kms_up = %v (present %v), want 0", v, ok)
+	}
+}
+
+func testConnectionRefused(t *testing.T) {
+	sc := kmsfake.Generate(kmsfake.GenerateOptions{Seed: 6, Projects: 1, KeysPerProject: 5, AccessKey: relAK})
+	closed := "http://" + freePort(t) // nothing listens there any more
+	e := startExporter(t, akskConfig(relAK, closed, closed, sc.Projects), "--kms.timeout-offset=1s")
+	wholeTargetDown(t, e, sc.Projects[0])
+	total := 0
+	for _, ep := range kmsEndpoints {
+		got := countsSince(nil, e.apiCounts(t), ep)
+		// Retried (a refused connection is transient), never beyond 1+2.
+		if got["error"] > 3 || len(got) > 1 && got["error"] == 0 {
+			t.Errorf("%s: %s, want up to 3 errors", ep, fmtCounts(got))
+		}
+		total += got["error"]
+	}
+	if total == 0 {
+		t.Error(`no request counted with code "error"`)
+	}
+	if line := failureLine(e.logs.String(), "t0", collector.Quotas); !strings.Contains(line, "connection refused") && !strings.Contains(line, "scrape deadline") {
+		t.Errorf("failure line: %q", line)
+	}
+}
+
+func testUntrustedCertificate(t *testing.T) {
+	sc := kmsfake.Generate(kmsfake.GenerateOptions{Seed: 6, Projects: 1, KeysPerProject: 5, AccessKey: relAK})
+	fake := kmsfake.StartTLS(sc)
+	t.Cleanup(fake.Close)
+	e := startExporter(t, akskConfig(relAK, fake.URL(), fake.URL(), sc.Projects), "--kms.timeout-offset=1s")
+	wholeTargetDown(t, e, sc.Projects[0])
+	for _, ep := range kmsEndpoints {
+		// A certificate the client rejects is not retried.
+		if got := countsSince(nil, e.apiCounts(t), ep); fmtCounts(got) != "{error:1}" {
+			t.Errorf("%s: %s, want {error:1}", ep, fmtCounts(got))
+		}
+	}
+	if n := fake.Requests(""); n != 0 {
+		t.Errorf("the fake answered %d requests over a rejected certificate", n)
+	}
+	if line := failureLine(e.logs.String(), "t0", collector.Quotas); !strings.Contains(line, "certificate") {
+		t.Errorf("failure line does not name the certificate: %q", line)
+	}
+}
+
+func testExpiredIAMToken(t *testing.T) {
+	sc := kmsfake.Generate(kmsfake.GenerateOptions{Seed: 6, Projects: 1, KeysPerProject: 5, AccessKey: relAK})
+	fake := kmsfake.Start(sc)
+	t.Cleanup(fake.Close)
+	u := sc.Users[0]
+	var b strings.Builder
+	fmt.Fprintf(&b, "credentials:\n  user:\n    iam:\n      domain_name: %s\n      user_name: %s\n      password: %s\n    iam_endpoint: %s\ntargets:\n", u.Domain, u.Name, u.Password, fake.URL())
+	writeTargets(&b, fake.URL(), sc.Projects)
+	e := startExporter(t, b.String(), "--kms.timeout-offset=1s")
+	if code, _, _ := e.scrape(t, "/probe?target=t0", matrixTimeout); code != 200 {
+		t.Fatalf("warm-up: %d", code)
+	}
+	fake.ExpireTokens()
+	before := e.apiCounts(t)
+	code, body, _ := e.scrape(t, "/probe?target=t0", matrixTimeout)
+	if code != 200 {
+		t.Fatalf("status %d", code)
+	}
+	// Regions are reused from the warm-up (an hour's TTL); the rest call again.
+	checkValues(t, body, sc.Projects[0], sc.CrossRegions, map[string]bool{collector.Quotas: true, collector.Instances: true, collector.Keys: true, collector.Regions: true})
+	after := e.apiCounts(t)
+	if got := countsSince(nil, after, kmsapi.EndpointIAMToken); fmtCounts(got) != "{201:2}" {
+		t.Errorf("iam-token requests %s, want one login and one refresh: {201:2}", fmtCounts(got))
+	}
+	for _, ep := range kmsEndpoints[:3] {
+		got := countsSince(before, after, ep)
+		if got["200"] != 1 || got["401"] < 1 || len(got) != 2 {
+			t.Errorf("%s after expiry: %s, want the 401 then a 200", ep, fmtCounts(got))
+		}
+	}
+	if line := failureLine(e.logs.String(), "t0", collector.Quotas); line != "" {
+		t.Errorf("refreshed token logged as a failure: %s", line)
+	}
+}
