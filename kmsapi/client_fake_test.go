@@ -263,6 +263,8 @@ func TestFakeFaults(t *testing.T) {
 				var e *kmsapi.Error
 				if !errors.As(err, &e) || e.Endpoint != kmsapi.EndpointQuotas {
 					t.Errorf("got %#v", err)
+				} else if e.RequestID == "" {
+					t.Errorf("no request ID in %v", err)
 				}
 			}
 			if got := srv.Requests(kmsapi.EndpointQuotas); got != tc.requests {
