@@ -348,6 +348,9 @@ func readBody(resp *http.Response) ([]byte, error) {
 	if resp.ContentLength > limit {
 		return nil, bodyTooLargeError{limit}
 	}
+	if resp.ContentLength < 0 {
+		return readChunks(resp.Body, limit)
+	}
 	var buf bytes.Buffer
 	if resp.ContentLength > 0 {
 		buf.Grow(int(resp.ContentLength) + 1)
@@ -360,6 +363,44 @@ func readBody(resp *http.Response) ([]byte, error) {
 		return buf.Bytes(), fmt.Errorf("reading response body: %w", err)
 	}
 	return buf.Bytes(), nil
+}
+
+// readChunks reads a body of unknown length in fixed chunks: a body that
+// runs past the limit costs about the limit, where one growing buffer would
+// allocate every doubling on the way (five times the limit in all).
+func readChunks(r io.Reader, limit int64) ([]byte, error) {
+	const chunkSize = 64 << 10
+	var (
+		chunks [][]byte
+		n      int64
+		err    error
+	)
+	r = io.LimitReader(r, limit+1)
+	for err == nil {
+		c := make([]byte, chunkSize)
+		var m int
+		m, err = io.ReadFull(r, c)
+		if m > 0 {
+			chunks = append(chunks, c[:m])
+			n += int64(m)
+		}
+		if n > limit {
+			return nil, bodyTooLargeError{limit}
+		}
+	}
+	if err == io.EOF || err == io.ErrUnexpectedEOF {
+		err = nil
+	} else {
+		err = fmt.Errorf("reading response body: %w", err)
+	}
+	if len(chunks) == 1 {
+		return chunks[0], err
+	}
+	body := make([]byte, 0, n)
+	for _, c := range chunks {
+		body = append(body, c...)
+	}
+	return body, err
 }
 
 // gate implements the pause after authentication failures and the single
