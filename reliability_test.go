@@ -5,15 +5,18 @@ package main
 // graceful shutdown and reloads during scrapes.
 
 import (
+	"bytes"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -484,5 +487,73 @@ func testExpiredIAMToken(t *testing.T) {
 	}
 	if line := failureLine(e.logs.String(), "t0", collector.Quotas); line != "" {
 		t.Errorf("refreshed token logged as a failure: %s", line)
+	}
+}
+
+// TestHugeBodyMemoryBounded streams an endless answer without a
+// Content-Length (a broken proxy, say) and checks the client stops at its
+// 32 MiB cap: the collector fails, and the heap never grows by more than a
+// small multiple of the cap. (With a Content-Length above the cap the answer
+// is refused before reading; the fault matrix covers that.)
+func TestHugeBodyMemoryBounded(t *testing.T) {
+	const bodyCap = 32 << 20
+	var sent atomic.Int64
+	endless := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"padding":"`))
+		chunk := bytes.Repeat([]byte("x"), 64<<10)
+		for sent.Load() < 16*bodyCap && r.Context().Err() == nil {
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+			sent.Add(int64(len(chunk)))
+		}
+	}))
+	t.Cleanup(endless.Close)
+	sc := kmsfake.Generate(kmsfake.GenerateOptions{Seed: 6, Projects: 1, AccessKey: relAK})
+	e := startExporter(t, akskConfig(relAK, endless.URL, endless.URL, sc.Projects),
+		"--no-collector.instances", "--no-collector.keys", "--no-collector.regions")
+
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	base := ms.HeapAlloc
+	var peak atomic.Uint64
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		var ms runtime.MemStats
+		for {
+			runtime.ReadMemStats(&ms)
+			if ms.HeapAlloc > peak.Load() {
+				peak.Store(ms.HeapAlloc)
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(2 * time.Millisecond):
+			}
+		}
+	}()
+	code, body, _ := e.scrape(t, "/probe?target=t0", "")
+	close(stop)
+	<-sampled
+	if code != 200 {
+		t.Fatalf("status %d", code)
+	}
+	if v, _ := value(parse(t, body), "kms_scrape_collector_success", map[string]string{"collector": "quotas"}); v != 0 {
+		t.Error("quotas succeeded on an endless body")
+	}
+	if line := failureLine(e.logs.String(), "t0", "quotas"); !strings.Contains(line, "response body exceeds 33554432 bytes") {
+		t.Errorf("failure line: %q", line)
+	}
+	grew := int64(peak.Load()) - int64(base)
+	t.Logf("heap grew by at most %d MiB reading an endless body (cap %d MiB; server sent %d MiB)", grew>>20, bodyCap>>20, sent.Load()>>20)
+	if grew > 2*bodyCap {
+		t.Errorf("heap grew by %d MiB, more than twice the %d MiB cap", grew>>20, bodyCap>>20)
+	}
+	if sent.Load() >= 16*bodyCap {
+		t.Error("the client read the whole endless body instead of stopping at the cap")
 	}
 }
