@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 
@@ -127,7 +128,7 @@ func Parse(data []byte, baseDir string) (*Config, error) {
 		if errors.Is(err, io.EOF) {
 			return nil, errors.New("empty config")
 		}
-		return nil, err
+		return nil, hideValues(err)
 	}
 	if err := c.Resolve(baseDir); err != nil {
 		return nil, err
@@ -307,6 +308,28 @@ func pick(field, name string, val *Secret, file, baseDir string, required bool) 
 		return fmt.Errorf("%s: missing %s (or %s_file)", field, name, name)
 	}
 	return nil
+}
+
+// YAML quotes values in some errors: a secret written where YAML reads
+// something else (a password starting with *, a secret under a key of
+// another type) would be echoed into the log. hideValues drops them.
+var (
+	yamlValue  = regexp.MustCompile("(?s)`.*`")
+	yamlAnchor = regexp.MustCompile("(?s)unknown anchor '.*' referenced")
+)
+
+func hideValues(err error) error {
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		msgs := make([]string, len(te.Errors))
+		for i, m := range te.Errors {
+			msgs[i] = yamlValue.ReplaceAllString(m, "(value hidden)")
+		}
+		return &yaml.TypeError{Errors: msgs}
+	}
+	s := yamlValue.ReplaceAllString(err.Error(), "(value hidden)")
+	s = yamlAnchor.ReplaceAllString(s, "unknown anchor referenced (quote a value that starts with *)")
+	return errors.New(s)
 }
 
 func checkURL(s string) error {
