@@ -26,9 +26,9 @@ type latencyCase struct {
 }
 
 var latencyCases = []latencyCase{
-	{name: "a_1x10000keys", targets: 1, keys: 10000, credentials: 1, rps: kmsapi.DefaultRequestsPerSecond, concurrency: kmsapi.DefaultConcurrency, scrapes: 15},
-	{name: "b_20x1000keys_4creds", targets: 20, keys: 1000, credentials: 4, rps: kmsapi.DefaultRequestsPerSecond, concurrency: kmsapi.DefaultConcurrency, scrapes: 15},
-	{name: "c_20x1000keys_4creds_rps5", targets: 20, keys: 1000, credentials: 4, rps: 5, concurrency: kmsapi.DefaultConcurrency, scrapes: 12},
+	{name: "a_1x10000keys", targets: 1, keys: 10000, credentials: 1, rps: kmsapi.DefaultRequestsPerSecond, concurrency: kmsapi.DefaultConcurrency, scrapes: 12},
+	{name: "b_20x1000keys_4creds", targets: 20, keys: 1000, credentials: 4, rps: kmsapi.DefaultRequestsPerSecond, concurrency: kmsapi.DefaultConcurrency, scrapes: 12},
+	{name: "c_20x1000keys_4creds_rps5", targets: 20, keys: 1000, credentials: 4, rps: 5, concurrency: kmsapi.DefaultConcurrency, scrapes: 9},
 }
 
 // pages is the number of resource_instances filter calls listing keys takes.
