@@ -1,0 +1,675 @@
+package kmsapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"unicode/utf8"
+)
+
+// decodeKeyPage decodes a resource_instances answer. With action count the
+// resources may be null; with filter they must be present.
+//
+// Key pages are the bulk of what the exporter reads (a 1000-key page is
+// about 300 KB), and encoding/json spends most of its time calling the
+// string-or-number unmarshalers field by field. So this one shape has a
+// scanner of its own: one pass, no reflection, slices sized up front, and
+// values that repeat from key to key (tags, domain) allocated once a page. It accepts what decodeKeyPageReference (the
+// encoding/json decoder, kept in the tests) accepts and yields the same
+// keys; FuzzKeyPageMatchesReference holds the two together.
+func decodeKeyPage(body []byte, wantResources bool) (KeyPage, error) {
+	p := pageScanner{scanner: scanner{b: body}}
+	if err := p.page(); err != nil {
+		return KeyPage{}, decodeError(EndpointResourceInstances, http.StatusOK, "decoding response: %w", err)
+	}
+	if !p.haveTotal {
+		return KeyPage{}, decodeError(EndpointResourceInstances, http.StatusOK, "response lacks total_count")
+	}
+	if p.total < 0 || p.total > math.MaxInt32 {
+		return KeyPage{}, decodeError(EndpointResourceInstances, http.StatusOK, "implausible total_count %d", p.total)
+	}
+	if wantResources && !p.haveResources && p.total > 0 {
+		return KeyPage{}, decodeError(EndpointResourceInstances, http.StatusOK, "response lacks resources")
+	}
+	keys := p.keys
+	if keys == nil {
+		keys = []Key{}
+	}
+	for i := range keys {
+		k := &keys[i]
+		if k.ID == "" {
+			return KeyPage{}, decodeError(EndpointResourceInstances, http.StatusOK, "resource %d has no key_id or resource_id", i)
+		}
+		if s := p.tagSpans[i]; s.end > s.start {
+			k.Tags = p.tags[s.start:s.end:s.end]
+		}
+	}
+	return KeyPage{Total: int(p.total), Keys: keys}, nil
+}
+
+type pageScanner struct {
+	scanner
+	keys          []Key
+	tags          []Tag     // every key's tags, back to back
+	tagSpans      []tagSpan // tags[start:end] belong to keys[i]
+	total         int64
+	haveTotal     bool // total_count present and not null
+	haveResources bool // resources present and not null
+}
+
+type tagSpan struct{ start, end int }
+
+func (p *pageScanner) page() error {
+	if _, err := p.openObject(); err != nil {
+		return err
+	}
+	for first := true; ; first = false {
+		name, ok, err := p.nextMember(first)
+		if err != nil || !ok {
+			if err != nil {
+				return err
+			}
+			break
+		}
+		switch canonical(name, pageFields) {
+		case "resources":
+			if err := p.resources(); err != nil {
+				return err
+			}
+		case "total_count":
+			if p.null() {
+				p.haveTotal = false
+				continue
+			}
+			n, err := p.flexInt()
+			if err != nil {
+				return err
+			}
+			p.total, p.haveTotal = n, true
+		default:
+			if err := p.skip(); err != nil {
+				return err
+			}
+		}
+	}
+	return p.end()
+}
+
+func (p *pageScanner) resources() error {
+	p.keys, p.tagSpans, p.tags = p.keys[:0], p.tagSpans[:0], p.tags[:0]
+	isNull, err := p.openArray()
+	p.haveResources = !isNull
+	if err != nil || isNull {
+		return err
+	}
+	if p.keys == nil {
+		// Size the slices from the body rather than growing them by
+		// doubling: a resource takes well over 128 bytes of JSON, and a
+		// page holds at most MaxPageSize of them.
+		n := min(MaxPageSize, (len(p.b)-p.i)/128+1)
+		p.keys, p.tagSpans, p.tags = make([]Key, 0, n), make([]tagSpan, 0, n), make([]Tag, 0, n)
+	}
+	for first := true; ; first = false {
+		ok, err := p.nextElem(first)
+		if err != nil || !ok {
+			return err
+		}
+		if err := p.resource(); err != nil {
+			return err
+		}
+	}
+}
+
+// resource reads one element of resources. resource_id and resource_name
+// usually repeat key_id and key_alias, so they are kept as bytes and become
+// strings of their own only when they differ.
+func (p *pageScanner) resource() error {
+	p.keys = append(p.keys, Key{})
+	p.tagSpans = append(p.tagSpans, tagSpan{})
+	i := len(p.keys) - 1
+	k := &p.keys[i]
+	var resourceID, resourceName []byte
+	var haveName bool
+	var created, deletion, expires int64
+	isNull, err := p.openObject()
+	for first := true; err == nil && !isNull; first = false {
+		var name []byte
+		var ok bool
+		if name, ok, err = p.nextMember(first); err != nil || !ok {
+			break
+		}
+		switch canonical(name, resourceFields) {
+		case "resource_id":
+			resourceID, err = p.bytesOr(resourceID)
+		case "resource_name":
+			var v []byte
+			if v, err = p.bytesOr(nil); v != nil {
+				resourceName, haveName = v, true
+			}
+		case "tags":
+			err = p.tagList(i)
+		case "resource_detail":
+			err = p.detail(k, &created, &deletion, &expires)
+		default:
+			err = p.skip()
+		}
+	}
+	if k.ID == "" && resourceID != nil {
+		k.ID = string(resourceID)
+	}
+	if haveName {
+		if string(resourceName) == k.Alias {
+			k.ResourceName = k.Alias
+		} else {
+			k.ResourceName = string(resourceName)
+		}
+	}
+	k.Created, k.ScheduledDeletion, k.Expires = apiTime(flexInt(created)), apiTime(flexInt(deletion)), apiTime(flexInt(expires))
+	return err
+}
+
+func (p *pageScanner) detail(k *Key, created, deletion, expires *int64) error {
+	isNull, err := p.openObject()
+	if err != nil || isNull {
+		return err
+	}
+	for first := true; ; first = false {
+		name, ok, err := p.nextMember(first)
+		if err != nil || !ok {
+			return err
+		}
+		var n int64
+		switch canonical(name, detailFields) {
+		case "key_id":
+			k.ID, err = p.str(k.ID)
+		case "domain_id":
+			k.DomainID, err = p.istr(k.DomainID)
+		case "key_alias":
+			k.Alias, err = p.str(k.Alias)
+		case "key_description":
+			k.Description, err = p.istr(k.Description)
+		case "creation_date":
+			*created, err = p.flexInt()
+		case "scheduled_deletion_date":
+			*deletion, err = p.flexInt()
+		case "expiration_time":
+			*expires, err = p.flexInt()
+		case "key_state":
+			n, err = p.flexInt()
+			k.State = KeyState(n)
+		case "default_key_flag":
+			n, err = p.flexInt()
+			k.Default = n == 1
+		case "key_type":
+			n, err = p.flexInt()
+			k.KeyType = int(n)
+		default:
+			err = p.skip()
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// tagList reads the tags of key i; a later tags member replaces an earlier one.
+func (p *pageScanner) tagList(i int) error {
+	start := len(p.tags)
+	p.tagSpans[i] = tagSpan{start, start}
+	isNull, err := p.openArray()
+	if err != nil || isNull {
+		return err
+	}
+	for first := true; ; first = false {
+		ok, err := p.nextElem(first)
+		if err != nil || !ok {
+			p.tagSpans[i] = tagSpan{start, len(p.tags)}
+			return err
+		}
+		p.tags = append(p.tags, Tag{})
+		t := &p.tags[len(p.tags)-1]
+		isNull, err := p.openObject()
+		for first := true; err == nil && !isNull; first = false {
+			var name []byte
+			var ok bool
+			if name, ok, err = p.nextMember(first); err != nil || !ok {
+				break
+			}
+			switch canonical(name, tagFields) {
+			case "key":
+				t.Key, err = p.istr(t.Key)
+			case "value":
+				t.Value, err = p.istr(t.Value)
+			default:
+				err = p.skip()
+			}
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// The member names each object of a page has; others are skipped.
+var (
+	pageFields     = []string{"resources", "total_count"}
+	resourceFields = []string{"resource_id", "resource_name", "tags", "resource_detail"}
+	detailFields   = []string{"key_id", "domain_id", "key_alias", "key_description", "creation_date",
+		"scheduled_deletion_date", "expiration_time", "key_state", "default_key_flag", "key_type"}
+	tagFields = []string{"key", "value"}
+)
+
+// canonical maps an object member name to the field it sets the way
+// encoding/json does: an exact match, or else one ignoring case; "" for none.
+func canonical(name []byte, fields []string) string {
+	for _, f := range fields {
+		if string(name) == f {
+			return f
+		}
+	}
+	for _, f := range fields {
+		if bytes.EqualFold(name, []byte(f)) {
+			return f
+		}
+	}
+	return ""
+}
+
+// maxDepth bounds nesting, as encoding/json does, so a hostile body cannot
+// exhaust the stack.
+const maxDepth = 10000
+
+// scanner reads JSON from b.
+type scanner struct {
+	b        []byte
+	i        int
+	depth    int
+	interned map[string]string
+}
+
+var errUnexpectedEnd = errors.New("unexpected end of JSON input")
+
+func (s *scanner) ws() {
+	for s.i < len(s.b) {
+		switch s.b[s.i] {
+		case ' ', '\t', '\n', '\r':
+			s.i++
+		default:
+			return
+		}
+	}
+}
+
+func (s *scanner) syntaxErr(what string) error {
+	if s.i >= len(s.b) {
+		return errUnexpectedEnd
+	}
+	return fmt.Errorf("invalid character %q %s at offset %d", s.b[s.i], what, s.i)
+}
+
+// end checks that only white space follows the top-level value.
+func (s *scanner) end() error {
+	s.ws()
+	if s.i != len(s.b) {
+		return s.syntaxErr("after top-level value")
+	}
+	return nil
+}
+
+// null consumes a null literal if one comes next.
+func (s *scanner) null() bool {
+	s.ws()
+	if len(s.b)-s.i >= 4 && string(s.b[s.i:s.i+4]) == "null" {
+		s.i += 4
+		return true
+	}
+	return false
+}
+
+func (s *scanner) literal(lit string) error {
+	if len(s.b)-s.i < len(lit) || string(s.b[s.i:s.i+len(lit)]) != lit {
+		if len(s.b)-s.i < len(lit) && lit[:len(s.b)-s.i] == string(s.b[s.i:]) {
+			return errUnexpectedEnd
+		}
+		return s.syntaxErr("in literal")
+	}
+	s.i += len(lit)
+	return nil
+}
+
+// openObject consumes the start of an object; null counts as an empty one.
+func (s *scanner) openObject() (isNull bool, err error) {
+	return s.open('{', "an object")
+}
+
+// openArray consumes the start of an array; null counts as an empty one.
+func (s *scanner) openArray() (isNull bool, err error) {
+	return s.open('[', "an array")
+}
+
+func (s *scanner) open(c byte, what string) (isNull bool, err error) {
+	s.ws()
+	if s.null() {
+		return true, nil
+	}
+	if s.i >= len(s.b) || s.b[s.i] != c {
+		return false, s.typeErr(what)
+	}
+	if s.depth++; s.depth > maxDepth {
+		return false, errors.New("exceeded max depth")
+	}
+	s.i++
+	return false, nil
+}
+
+// close consumes what follows a member or element: ',' (more to come) or
+// the closing c. first is true before the first one, when c may come at once.
+func (s *scanner) close(c byte, first bool, what string) (more bool, err error) {
+	s.ws()
+	if s.i >= len(s.b) {
+		return false, errUnexpectedEnd
+	}
+	switch {
+	case s.b[s.i] == c:
+		s.i++
+		s.depth--
+		return false, nil
+	case first:
+		return true, nil
+	case s.b[s.i] == ',':
+		s.i++
+		return true, nil
+	}
+	return false, s.syntaxErr(what)
+}
+
+// nextMember reads the name of the next member of an open object, leaving
+// its value to the caller; ok is false once the object is closed.
+func (s *scanner) nextMember(first bool) (name []byte, ok bool, err error) {
+	if more, err := s.close('}', first, "after object key:value pair"); !more || err != nil {
+		return nil, false, err
+	}
+	s.ws()
+	if s.i >= len(s.b) || s.b[s.i] != '"' {
+		return nil, false, s.syntaxErr("looking for beginning of object key string")
+	}
+	if name, _, err = s.strValue(); err != nil {
+		return nil, false, err
+	}
+	s.ws()
+	if s.i >= len(s.b) || s.b[s.i] != ':' {
+		return nil, false, s.syntaxErr("after object key")
+	}
+	s.i++
+	return name, true, nil
+}
+
+// nextElem reports whether another element of an open array follows,
+// leaving it to the caller.
+func (s *scanner) nextElem(first bool) (ok bool, err error) {
+	return s.close(']', first, "after array element")
+}
+
+// typeErr reports a value of the wrong kind, after checking it is valid
+// JSON at all (a syntax error takes precedence, as in encoding/json).
+func (s *scanner) typeErr(want string) error {
+	start := s.i
+	if err := s.skip(); err != nil {
+		return err
+	}
+	return fmt.Errorf("expected %s at offset %d, got %.20q", want, start, s.b[start:s.i])
+}
+
+// skip consumes one value of any kind, checking its syntax.
+func (s *scanner) skip() error {
+	s.ws()
+	if s.i >= len(s.b) {
+		return errUnexpectedEnd
+	}
+	switch c := s.b[s.i]; {
+	case c == '{':
+		if _, err := s.open('{', ""); err != nil {
+			return err
+		}
+		for first := true; ; first = false {
+			_, ok, err := s.nextMember(first)
+			if err != nil || !ok {
+				return err
+			}
+			if err := s.skip(); err != nil {
+				return err
+			}
+		}
+	case c == '[':
+		if _, err := s.open('[', ""); err != nil {
+			return err
+		}
+		for first := true; ; first = false {
+			ok, err := s.nextElem(first)
+			if err != nil || !ok {
+				return err
+			}
+			if err := s.skip(); err != nil {
+				return err
+			}
+		}
+	case c == '"':
+		_, _, err := s.strSpan()
+		return err
+	case c == 't':
+		return s.literal("true")
+	case c == 'f':
+		return s.literal("false")
+	case c == 'n':
+		return s.literal("null")
+	case c == '-' || '0' <= c && c <= '9':
+		_, err := s.number()
+		return err
+	}
+	return s.syntaxErr("looking for beginning of value")
+}
+
+// str reads a string value; null leaves old in place, as encoding/json does.
+func (s *scanner) str(old string) (string, error) {
+	raw, isNull, err := s.strValue()
+	if err != nil || isNull {
+		return old, err
+	}
+	return string(raw), nil
+}
+
+// bytesOr reads a string as bytes aliasing the body where it can; null
+// leaves old in place.
+func (s *scanner) bytesOr(old []byte) ([]byte, error) {
+	raw, isNull, err := s.strValue()
+	if err != nil || isNull {
+		return old, err
+	}
+	if raw == nil {
+		raw = []byte{}
+	}
+	return raw, nil
+}
+
+// istr is str for values that repeat from key to key (tags, the domain, a
+// shared description): each distinct value is allocated once per page.
+func (s *scanner) istr(old string) (string, error) {
+	raw, isNull, err := s.strValue()
+	if err != nil || isNull {
+		return old, err
+	}
+	if v, ok := s.interned[string(raw)]; ok {
+		return v, nil
+	}
+	v := string(raw)
+	if s.interned == nil {
+		s.interned = make(map[string]string)
+	}
+	s.interned[v] = v
+	return v, nil
+}
+
+// strValue reads a string or null and returns the decoded bytes of the
+// string; they alias the body unless the string has escapes.
+func (s *scanner) strValue() (raw []byte, isNull bool, err error) {
+	s.ws()
+	if s.null() {
+		return nil, true, nil
+	}
+	if s.i >= len(s.b) || s.b[s.i] != '"' {
+		return nil, false, s.typeErr("a string")
+	}
+	start, plain, err := s.strSpan()
+	if err != nil {
+		return nil, false, err
+	}
+	raw = s.b[start:s.i]
+	if plain || utf8.Valid(raw) && bytes.IndexByte(raw, '\\') < 0 {
+		return raw[1 : len(raw)-1], false, nil
+	}
+	// Escapes or invalid UTF-8: rare; let encoding/json apply its rules.
+	var v string
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return nil, false, err
+	}
+	return []byte(v), false, nil
+}
+
+// strSpan consumes a string token; start is the offset of its opening
+// quote, and plain says it holds only printable ASCII without escapes.
+func (s *scanner) strSpan() (start int, plain bool, err error) {
+	start = s.i
+	s.i++
+	if q := bytes.IndexByte(s.b[s.i:], '"'); q >= 0 {
+		plain = true
+		for _, c := range s.b[s.i : s.i+q] {
+			if c < 0x20 || c == '\\' || c >= 0x80 {
+				plain = false
+				break
+			}
+		}
+		if plain {
+			s.i += q + 1
+			return start, true, nil
+		}
+	}
+	for s.i < len(s.b) {
+		c := s.b[s.i]
+		switch {
+		case c == '"':
+			s.i++
+			return start, false, nil
+		case c == '\\':
+			if s.i+1 >= len(s.b) {
+				s.i = len(s.b)
+				return start, false, errUnexpectedEnd
+			}
+			switch s.b[s.i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				s.i += 2
+			case 'u':
+				for j := 2; j < 6; j++ {
+					if s.i+j >= len(s.b) {
+						s.i = len(s.b)
+						return start, false, errUnexpectedEnd
+					}
+					if !isHex(s.b[s.i+j]) {
+						s.i += j
+						return start, false, s.syntaxErr("in \\u hexadecimal character escape")
+					}
+				}
+				s.i += 6
+			default:
+				s.i++
+				return start, false, s.syntaxErr("in string escape code")
+			}
+		case c < 0x20:
+			return start, false, s.syntaxErr("in string literal")
+		default:
+			s.i++
+		}
+	}
+	return start, false, errUnexpectedEnd
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+// number consumes a number token with JSON's grammar and returns its text.
+func (s *scanner) number() ([]byte, error) {
+	start := s.i
+	digits := func() int {
+		n := 0
+		for s.i < len(s.b) && '0' <= s.b[s.i] && s.b[s.i] <= '9' {
+			s.i++
+			n++
+		}
+		return n
+	}
+	if s.b[s.i] == '-' {
+		s.i++
+	}
+	if s.i >= len(s.b) {
+		return nil, errUnexpectedEnd
+	}
+	switch c := s.b[s.i]; {
+	case c == '0':
+		s.i++
+	case '1' <= c && c <= '9':
+		digits()
+	default:
+		return nil, s.syntaxErr("in numeric literal")
+	}
+	if s.i < len(s.b) && s.b[s.i] == '.' {
+		s.i++
+		if digits() == 0 {
+			return nil, s.syntaxErr("after decimal point in numeric literal")
+		}
+	}
+	if s.i < len(s.b) && (s.b[s.i] == 'e' || s.b[s.i] == 'E') {
+		s.i++
+		if s.i < len(s.b) && (s.b[s.i] == '+' || s.b[s.i] == '-') {
+			s.i++
+		}
+		if digits() == 0 {
+			return nil, s.syntaxErr("in exponent of numeric literal")
+		}
+	}
+	return s.b[start:s.i], nil
+}
+
+// flexInt reads a number, a string holding a number, "" or null (the last
+// two are 0), with flexInt.UnmarshalJSON's rules.
+func (s *scanner) flexInt() (int64, error) {
+	s.ws()
+	if s.null() {
+		return 0, nil
+	}
+	if s.i >= len(s.b) {
+		return 0, errUnexpectedEnd
+	}
+	c := s.b[s.i]
+	var tok []byte
+	switch {
+	case c == '"':
+		start, _, err := s.strSpan()
+		if err != nil {
+			return 0, err
+		}
+		tok = s.b[start:s.i]
+	case c == '-' || '0' <= c && c <= '9':
+		var err error
+		if tok, err = s.number(); err != nil {
+			return 0, err
+		}
+	default:
+		return 0, s.typeErr("a number")
+	}
+	var f flexInt
+	err := f.UnmarshalJSON(tok)
+	return int64(f), err
+}
