@@ -293,6 +293,9 @@ func (c *Credential) send(ctx context.Context, r *request) attempt {
 		}
 		return attempt{err: &Error{Endpoint: r.endpoint, Err: err}, retry: ctx.Err() == nil && !isCertError(err), req: req}
 	}
+	// Closing frees the connection also when the body was not read to the
+	// end (over the cap, or a read error).
+	defer resp.Body.Close()
 	body, rerr := readBody(resp)
 	c.observe(r, strconv.Itoa(resp.StatusCode), time.Since(start))
 	r.answerID = resp.Header.Get("X-Request-Id")
