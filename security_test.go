@@ -3,15 +3,30 @@ package main
 // Security tests (issue 6): no secret in any output, served safely.
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
+	"encoding/pem"
 	"fmt"
+	"io"
+	"math/big"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/kms-exporter/kms_exporter/kmsapi/kmsfake"
 )
@@ -203,6 +218,211 @@ targets:
 	for _, want := range []string{"cannot reload config", "status=401", "credential paused"} {
 		if !strings.Contains(outputs["logs"], want) {
 			t.Errorf("logs lack %q; the test did not exercise what it should:\n%s", want, outputs["logs"])
+		}
+	}
+}
+
+// buildBinary builds kms_exporter into dir.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "kms_exporter")
+	build := exec.Command(goBinary(t), "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// runningBinary is a started kms_exporter process.
+type runningBinary struct {
+	cmd     *exec.Cmd
+	stderr  *syncBuffer
+	exited  chan struct{} // closed once the process is gone
+	exitErr error         // cmd.Wait's answer, set before exited closes
+}
+
+func startBinary(t *testing.T, bin string, args ...string) *runningBinary {
+	t.Helper()
+	r := &runningBinary{stderr: &syncBuffer{}, exited: make(chan struct{})}
+	r.cmd = exec.Command(bin, args...)
+	r.cmd.Stderr = r.stderr
+	if err := r.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		r.exitErr = r.cmd.Wait()
+		close(r.exited)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-r.exited:
+		default:
+			r.cmd.Process.Kill()
+			<-r.exited
+		}
+	})
+	return r
+}
+
+// wait waits up to 30s for the process to exit and returns how it did.
+func (r *runningBinary) wait(t *testing.T) error {
+	t.Helper()
+	select {
+	case <-r.exited:
+		return r.exitErr
+	case <-time.After(30 * time.Second):
+		t.Fatalf("still running after 30s\n%s", r.stderr)
+	}
+	return nil
+}
+
+// waitReady polls url with client until it answers 200.
+func (r *runningBinary) waitReady(t *testing.T, client *http.Client, req func() *http.Request) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := client.Do(req())
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not ready: %v\n%s", err, r.stderr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// selfSignedCert writes an ECDSA certificate for 127.0.0.1 and its key into
+// dir, and returns a pool that trusts it.
+func selfSignedCert(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "kms_exporter test"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool = x509.NewCertPool()
+	pool.AddCert(cert)
+	return certFile, keyFile, pool
+}
+
+// TestBinaryTLSAndBasicAuth runs the built binary behind TLS and basic auth
+// from --web.config.file: plain HTTP gets no metrics, a wrong or missing
+// password 401, the right one the metrics.
+func TestBinaryTLSAndBasicAuth(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	certFile, keyFile, pool := selfSignedCert(t, dir)
+	const user, password = "prometheus", "right-password-5e1f"
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	webConfig := filepath.Join(dir, "web.yml")
+	if err := os.WriteFile(webConfig, fmt.Appendf(nil, "tls_server_config:\n  cert_file: %s\n  key_file: %s\nbasic_auth_users:\n  %s: %s\n", certFile, keyFile, user, hash), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr := freePort(t)
+	r := startBinary(t, bin, "--demo", "--web.config.file="+webConfig, "--web.listen-address="+addr)
+
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 20 * time.Second}
+	get := func(scheme, path, user, pw string) *http.Request {
+		req, err := http.NewRequest("GET", scheme+"://"+addr+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if user != "" {
+			req.SetBasicAuth(user, pw)
+		}
+		return req
+	}
+	r.waitReady(t, client, func() *http.Request { return get("https", "/-/ready", user, password) })
+
+	// Plain HTTP: the TLS listener answers 400 and serves nothing.
+	plain := &http.Client{Timeout: 10 * time.Second}
+	if resp, err := plain.Do(get("http", "/metrics", user, password)); err == nil {
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == 200 || strings.Contains(string(body), "kms_up") {
+			t.Errorf("plain HTTP served metrics: %d", resp.StatusCode)
+		}
+	}
+	// A client that does not trust the certificate gives up.
+	if resp, err := plain.Do(get("https", "/metrics", user, password)); err == nil {
+		resp.Body.Close()
+		t.Error("untrusted certificate accepted")
+	}
+	for name, req := range map[string]*http.Request{
+		"no password":    get("https", "/metrics", "", ""),
+		"wrong password": get("https", "/metrics", user, "wrong-password"),
+		"wrong user":     get("https", "/metrics", "someone", password),
+		"probe, wrong":   get("https", "/probe?target=demo-cn-north-4", user, "x"),
+	} {
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized || strings.Contains(string(body), "kms_up") {
+			t.Errorf("%s: %d, want 401 without metrics", name, resp.StatusCode)
+		}
+	}
+	resp, err := client.Do(get("https", "/metrics", user, password))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "kms_up{") {
+		t.Errorf("right password: %d\n%.500s", resp.StatusCode, body)
+	}
+	if resp.TLS == nil {
+		t.Error("metrics not served over TLS")
+	}
+
+	if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.wait(t); err != nil {
+		t.Errorf("exit: %v\n%s", err, r.stderr)
+	}
+	logs := r.stderr.String()
+	for _, s := range []string{password, string(hash), kmsfake.DemoAccessKey.SK} {
+		if strings.Contains(logs, s) {
+			t.Errorf("logs show %q", s)
 		}
 	}
 }
