@@ -7,6 +7,8 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -17,6 +19,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -555,5 +558,165 @@ func TestHugeBodyMemoryBounded(t *testing.T) {
 	}
 	if sent.Load() >= 16*bodyCap {
 		t.Error("the client read the whole endless body instead of stopping at the cap")
+	}
+}
+
+// TestBinaryGracefulShutdown sends SIGTERM to the built binary while a
+// scrape waits on a slow API: the scrape finishes with its metrics, new
+// connections are refused, and the process exits 0.
+func TestBinaryGracefulShutdown(t *testing.T) {
+	bin := buildBinary(t)
+	sc := kmsfake.Generate(kmsfake.GenerateOptions{Seed: 8, Projects: 1, KeysPerProject: 10, AccessKey: relAK})
+	fake := kmsfake.Start(sc)
+	t.Cleanup(fake.Close)
+	cfg := filepath.Join(t.TempDir(), "kms.yml")
+	if err := os.WriteFile(cfg, []byte(akskConfig(relAK, fake.URL(), fake.URL(), sc.Projects)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fake.SetFault(kmsapi.EndpointQuotas, kmsfake.Fault{Latency: 2 * time.Second})
+	addr := freePort(t)
+	r := startBinary(t, bin, "--config.file="+cfg, "--web.listen-address="+addr, "--kms.requests-per-second=1000")
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	r.waitReady(t, client, func() *http.Request { req, _ := http.NewRequest("GET", "http://"+addr+"/-/ready", nil); return req })
+
+	type result struct {
+		code int
+		body string
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		resp, err := client.Get("http://" + addr + "/metrics")
+		if err != nil {
+			done <- result{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		done <- result{resp.StatusCode, string(b), err}
+	}()
+	if !eventually(func() bool { return fake.Requests(kmsapi.EndpointQuotas) > 0 }) {
+		t.Fatalf("the scrape never reached the API\n%s", r.stderr)
+	}
+	if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	// Shutdown closes the listener first: new scrapes are refused while the
+	// one in flight goes on.
+	refused := eventually(func() bool {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			return true
+		}
+		c.Close()
+		return false
+	})
+	if !refused {
+		t.Error("new connections still accepted after SIGTERM")
+	}
+	res := <-done
+	if res.err != nil || res.code != 200 {
+		t.Fatalf("scrape in flight at SIGTERM: %d %v\n%s", res.code, res.err, r.stderr)
+	}
+	mfs := parse(t, res.body)
+	if v, _ := value(mfs, "kms_scrape_collector_success", map[string]string{"collector": "quotas"}); v != 1 {
+		t.Errorf("the slow collector did not finish: success %v", v)
+	}
+	if _, ok := value(mfs, "kms_quota_limit", map[string]string{"resource": "CMK"}); !ok {
+		t.Error("kms_quota_limit missing from the scrape that was in flight")
+	}
+	if err := r.wait(t); err != nil {
+		t.Errorf("exit after SIGTERM: %v\n%s", err, r.stderr)
+	}
+	if !strings.Contains(r.stderr.String(), "shutting down") {
+		t.Errorf("shutdown not logged:\n%s", r.stderr)
+	}
+}
+
+// TestReloadDuringScrapes reloads over HTTP and directly while scrapes of
+// /metrics and /probe run, alternating between two configs; under -race
+// this proves the config swap is race-free, and every request must succeed.
+func TestReloadDuringScrapes(t *testing.T) {
+	sc := kmsfake.Generate(kmsfake.GenerateOptions{Seed: 9, Projects: 3, KeysPerProject: 10, AccessKey: relAK})
+	fake := kmsfake.Start(sc)
+	t.Cleanup(fake.Close)
+	fake.SetFault("", kmsfake.Fault{Latency: 5 * time.Millisecond})
+	configs := []string{
+		akskConfig(relAK, fake.URL(), fake.URL(), sc.Projects[:2]),
+		akskConfig(relAK, fake.URL(), fake.URL(), sc.Projects),
+	}
+	e := startExporter(t, configs[0])
+	path := e.app.s.configFile
+	tr := &http.Transport{MaxIdleConnsPerHost: 16}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+
+	stop := make(chan struct{})
+	var scrapes, reloads atomic.Int64
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			for n := 0; ; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				// t0 and t1 are in both configs.
+				url := e.srv.URL + "/metrics"
+				if (i+n)%2 == 1 {
+					url = e.srv.URL + fmt.Sprintf("/probe?target=t%d", n%2)
+				}
+				resp, err := client.Get(url)
+				if err != nil {
+					t.Errorf("scrape: %v", err)
+					return
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 || !strings.Contains(string(b), "kms_up{") {
+					t.Errorf("scrape %s: %d", url, resp.StatusCode)
+					return
+				}
+				scrapes.Add(1)
+			}
+		})
+	}
+	wg.Go(func() {
+		for n := 0; ; n++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err := os.WriteFile(path, []byte(configs[n%2]), 0o600); err != nil {
+				t.Error(err)
+				return
+			}
+			if n%2 == 0 {
+				resp, err := client.Post(e.srv.URL+"/-/reload", "", nil)
+				if err != nil {
+					t.Errorf("reload: %v", err)
+					return
+				}
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					t.Errorf("reload: %d", resp.StatusCode)
+				}
+			} else if err := e.app.reload(); err != nil {
+				t.Errorf("reload: %v", err)
+			}
+			reloads.Add(1)
+			time.Sleep(5 * time.Millisecond)
+		}
+	})
+	time.Sleep(1500 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	t.Logf("%d scrapes during %d reloads", scrapes.Load(), reloads.Load())
+	if scrapes.Load() == 0 || reloads.Load() < 2 {
+		t.Errorf("too little happened: %d scrapes, %d reloads", scrapes.Load(), reloads.Load())
 	}
 }
