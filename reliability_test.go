@@ -51,7 +51,11 @@ func startExporter(t *testing.T, configYAML string, flags ...string) *relExporte
 	if err := os.WriteFile(path, []byte(configYAML), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s, _, err := parseFlags(append([]string{"--config.file=" + path, "--kms.requests-per-second=1000", "--log.level=debug"}, flags...))
+	args := []string{"--config.file=" + path, "--kms.requests-per-second=1000"}
+	if !strings.Contains(strings.Join(flags, " "), "--log.level") {
+		args = append(args, "--log.level=debug")
+	}
+	s, _, err := parseFlags(append(args, flags...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -719,4 +723,143 @@ func TestReloadDuringScrapes(t *testing.T) {
 	if scrapes.Load() == 0 || reloads.Load() < 2 {
 		t.Errorf("too little happened: %d scrapes, %d reloads", scrapes.Load(), reloads.Load())
 	}
+}
+
+// TestScrapeStorm has 200 clients scrape /metrics and /probe without pause
+// for 10s against an API that takes 30ms per call. No request may fail; the
+// API calls of one target and endpoint stay within what one fetch at a
+// time allows (scrapes share fetches in flight) however many scrapes there
+// are; goroutines and heap stay bounded; nothing is left running after.
+func TestScrapeStorm(t *testing.T) {
+	const (
+		clients  = 200
+		duration = 10 * time.Second
+		latency  = 30 * time.Millisecond
+	)
+	ignore := goleak.IgnoreCurrent()
+	sc := kmsfake.Generate(kmsfake.GenerateOptions{Seed: 10, Projects: 3, KeysPerProject: 50, AccessKey: relAK})
+	fake := kmsfake.Start(sc)
+	fake.SetFault("", kmsfake.Fault{Latency: latency})
+	e := startExporter(t, akskConfig(relAK, fake.URL(), fake.URL(), sc.Projects), "--log.level=info")
+	tr := &http.Transport{MaxIdleConnsPerHost: clients}
+	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+
+	var (
+		metricsScrapes, probes atomic.Int64
+		perTarget              [3]atomic.Int64 // scrapes that covered target i
+		failed                 atomic.Int64
+		maxGoroutines          atomic.Int64
+		maxHeap                atomic.Uint64
+	)
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		var ms runtime.MemStats
+		for {
+			if n := int64(runtime.NumGoroutine()); n > maxGoroutines.Load() {
+				maxGoroutines.Store(n)
+			}
+			runtime.ReadMemStats(&ms)
+			if ms.HeapInuse > maxHeap.Load() {
+				maxHeap.Store(ms.HeapInuse)
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i := range clients {
+		wg.Go(func() {
+			for n := 0; time.Since(start) < duration; n++ {
+				path, target := "/metrics", -1
+				if (i+n)%2 == 1 {
+					target = (i + n) % 3
+					path = fmt.Sprintf("/probe?target=t%d", target)
+				}
+				resp, err := client.Get(e.srv.URL + path)
+				if err != nil {
+					failed.Add(1)
+					t.Errorf("%s: %v", path, err)
+					return
+				}
+				b, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if err != nil || resp.StatusCode != 200 || !strings.Contains(string(b), `kms_scrape_collector_success{collector="keys"`) {
+					failed.Add(1)
+					t.Errorf("%s: %d %v", path, resp.StatusCode, err)
+					return
+				}
+				if target < 0 {
+					metricsScrapes.Add(1)
+					for i := range perTarget {
+						perTarget[i].Add(1)
+					}
+				} else {
+					probes.Add(1)
+					perTarget[target].Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	close(stop)
+	<-sampled
+
+	// API calls by target (its region) and endpoint, from the exporter's counters.
+	mfs, err := e.app.own.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() == "kms_api_requests_total" {
+			for _, m := range mf.GetMetric() {
+				calls[labelOf(m, "region")+" "+labelOf(m, "endpoint")] += m.GetCounter().GetValue()
+			}
+		}
+	}
+	t.Logf("%d clients for %v: %d /metrics and %d /probe scrapes, %d failed; API requests %d; max %d goroutines, max heap in use %d MiB",
+		clients, elapsed.Round(time.Millisecond), metricsScrapes.Load(), probes.Load(), failed.Load(), fake.Requests(""), maxGoroutines.Load(), maxHeap.Load()>>20)
+	// One fetch at a time per target and endpoint, each at least latency long.
+	bound := float64(elapsed/latency) + 5
+	for i, p := range sc.Projects {
+		for _, ep := range kmsEndpoints {
+			n := calls[p.Region+" "+ep]
+			t.Logf("target t%d (%d scrapes) %s: %.0f calls", i, perTarget[i].Load(), ep, n)
+			if n > bound {
+				t.Errorf("target t%d %s: %.0f API calls in %v, more than one fetch at a time allows (%.0f)", i, ep, n, elapsed, bound)
+			}
+			// With 200 clients waiting, every fetch serves many scrapes.
+			if scrapes := float64(perTarget[i].Load()); n > scrapes/10 {
+				t.Errorf("target t%d %s: %.0f API calls for %.0f scrapes: fetches not shared", i, ep, n, scrapes)
+			}
+			if n < 1 {
+				t.Errorf("target t%d %s: never called", i, ep)
+			}
+		}
+	}
+	if failed.Load() > 0 {
+		t.Errorf("%d requests failed", failed.Load())
+	}
+	// Each request in flight holds a handful of goroutines (client,
+	// connection, handler, one per target and collector, the gatherer's):
+	// bounded by the clients, not growing with the scrapes made.
+	if g := maxGoroutines.Load(); g > clients*25 {
+		t.Errorf("%d goroutines at the peak, want under %d", g, clients*25)
+	}
+	if h := maxHeap.Load(); h > 256<<20 {
+		t.Errorf("heap in use peaked at %d MiB, want under 256", h>>20)
+	}
+
+	tr.CloseIdleConnections()
+	e.srv.Close()
+	e.api.CloseIdleConnections()
+	fake.Close()
+	goleak.VerifyNone(t, ignore)
 }
