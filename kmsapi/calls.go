@@ -129,7 +129,7 @@ func queryBody(q KeyQuery, action string, limit, offset int) []byte {
 	return b
 }
 
-func (c *Client) resourceInstances(ctx context.Context, body []byte, wantResources bool) (KeyPage, error) {
+func (c *Client) resourceInstances(ctx context.Context, body []byte, wantResources bool, dst []Key) (KeyPage, error) {
 	r := &request{
 		endpoint:  EndpointResourceInstances,
 		region:    c.opts.Region,
@@ -142,7 +142,8 @@ func (c *Client) resourceInstances(ctx context.Context, body []byte, wantResourc
 	if err != nil {
 		return KeyPage{}, err
 	}
-	p, err := decodeKeyPage(data, wantResources)
+	p, err := decodeKeyPageInto(data, wantResources, dst)
+	recycleBody(data)
 	return p, withRequestID(err, r.answerID)
 }
 
@@ -152,7 +153,13 @@ func (c *Client) FilterKeys(ctx context.Context, q KeyQuery, limit, offset int) 
 	if limit < 1 || limit > MaxPageSize || offset < 0 {
 		return KeyPage{}, &Error{Endpoint: EndpointResourceInstances, Err: fmt.Errorf("invalid limit %d or offset %d", limit, offset)}
 	}
-	p, err := c.resourceInstances(ctx, queryBody(q, "filter", limit, offset), true)
+	return c.filterKeysInto(ctx, q, limit, offset, nil)
+}
+
+// filterKeysInto is FilterKeys decoding into dst's storage when the page
+// fits in cap(dst).
+func (c *Client) filterKeysInto(ctx context.Context, q KeyQuery, limit, offset int, dst []Key) (KeyPage, error) {
+	p, err := c.resourceInstances(ctx, queryBody(q, "filter", limit, offset), true, dst)
 	if err != nil {
 		return KeyPage{}, err
 	}
@@ -164,7 +171,7 @@ func (c *Client) FilterKeys(ctx context.Context, q KeyQuery, limit, offset int) 
 
 // CountKeys calls resource_instances with action count.
 func (c *Client) CountKeys(ctx context.Context, q KeyQuery) (int, error) {
-	p, err := c.resourceInstances(ctx, queryBody(q, "count", 0, 0), false)
+	p, err := c.resourceInstances(ctx, queryBody(q, "count", 0, 0), false, nil)
 	if err != nil {
 		return 0, err
 	}
@@ -191,40 +198,35 @@ func (c *Client) ListKeys(ctx context.Context, q KeyQuery) ([]Key, error) {
 	if err := checkPage(first, 0, total); err != nil {
 		return nil, err
 	}
-	pages := make([][]Key, (total+MaxPageSize-1)/MaxPageSize)
-	if len(pages) == 0 {
-		return []Key{}, nil
+	if total <= MaxPageSize {
+		return first.Keys, nil
 	}
-	pages[0] = first.Keys
+	// Every further page decodes straight into its place in keys.
+	keys := make([]Key, total)
+	copy(keys, first.Keys)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(c.opts.Credential.opts.Concurrency)
-	for i := 1; i < len(pages); i++ {
-		offset := i * MaxPageSize
+	for offset := MaxPageSize; offset < total; offset += MaxPageSize {
+		end := min(offset+MaxPageSize, total)
 		g.Go(func() error {
-			p, err := c.FilterKeys(gctx, q, MaxPageSize, offset)
+			p, err := c.filterKeysInto(gctx, q, MaxPageSize, offset, keys[offset:end:end])
 			if err != nil {
 				return err
 			}
-			if err := checkPage(p, offset, total); err != nil {
-				return err
-			}
-			pages[i] = p.Keys
-			return nil
+			return checkPage(p, offset, total)
 		})
 	}
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	keys := make([]Key, 0, total)
+	// Pages that each look right can still overlap if keys moved between
+	// requests.
 	seen := make(map[string]struct{}, total)
-	for _, p := range pages {
-		for _, k := range p {
-			if _, dup := seen[k.ID]; dup {
-				return nil, decodeError(EndpointResourceInstances, http.StatusOK, "key %s listed twice; keys changed while listing", k.ID)
-			}
-			seen[k.ID] = struct{}{}
-			keys = append(keys, k)
+	for i := range keys {
+		if _, dup := seen[keys[i].ID]; dup {
+			return nil, decodeError(EndpointResourceInstances, http.StatusOK, "key %s listed twice; keys changed while listing", keys[i].ID)
 		}
+		seen[keys[i].ID] = struct{}{}
 	}
 	return keys, nil
 }

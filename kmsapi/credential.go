@@ -354,18 +354,34 @@ func readBody(resp *http.Response) ([]byte, error) {
 	if resp.ContentLength < 0 {
 		return readChunks(resp.Body, limit)
 	}
-	var buf bytes.Buffer
-	if resp.ContentLength > 0 {
-		buf.Grow(int(resp.ContentLength) + 1)
+	// Exactly Content-Length bytes: bytes.Buffer.ReadFrom would keep 512
+	// bytes spare and so double a buffer sized to fit.
+	b := pooledBody(int(resp.ContentLength))[:resp.ContentLength]
+	if n, err := io.ReadFull(resp.Body, b); err != nil {
+		return b[:n], fmt.Errorf("reading response body: %w", err)
 	}
-	n, err := buf.ReadFrom(io.LimitReader(resp.Body, limit+1))
-	if n > limit {
-		return nil, bodyTooLargeError{limit}
+	return b, nil
+}
+
+// Key pages are large (hundreds of KB) and read one after another, so their
+// buffers are recycled: ListKeys of 50,000 keys reuses a handful instead of
+// allocating fifty. Decoders copy what they keep, so a decoded body is free.
+var bodyPool sync.Pool // of *[]byte
+
+// pooledBody returns an empty buffer with room for n bytes.
+func pooledBody(n int) []byte {
+	if b, ok := bodyPool.Get().(*[]byte); ok && cap(*b) >= n {
+		return (*b)[:0]
 	}
-	if err != nil {
-		return buf.Bytes(), fmt.Errorf("reading response body: %w", err)
+	return make([]byte, 0, n)
+}
+
+// recycleBody returns a body that nothing refers to any more.
+func recycleBody(b []byte) {
+	if cap(b) >= 64<<10 && cap(b) <= 8<<20 {
+		b = b[:0]
+		bodyPool.Put(&b)
 	}
-	return buf.Bytes(), nil
 }
 
 // readChunks reads a body of unknown length in fixed chunks: a body that

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -21,7 +22,15 @@ import (
 // encoding/json decoder, kept in the tests) accepts and yields the same
 // keys; FuzzKeyPageMatchesReference holds the two together.
 func decodeKeyPage(body []byte, wantResources bool) (KeyPage, error) {
-	p := pageScanner{scanner: scanner{b: body}}
+	return decodeKeyPageInto(body, wantResources, nil)
+}
+
+// decodeKeyPageInto is decodeKeyPage with the keys stored in dst's storage
+// as long as they fit in cap(dst); past that they go elsewhere.
+func decodeKeyPageInto(body []byte, wantResources bool, dst []Key) (KeyPage, error) {
+	p := pageScanner{scanner: scanner{b: body}, keys: dst[:0:cap(dst)]}
+	p.interned = getInternMap()
+	defer putInternMap(p.interned)
 	if err := p.page(); err != nil {
 		return KeyPage{}, decodeError(EndpointResourceInstances, http.StatusOK, "decoding response: %w", err)
 	}
@@ -105,12 +114,15 @@ func (p *pageScanner) resources() error {
 	if err != nil || isNull {
 		return err
 	}
-	if p.keys == nil {
+	if p.tagSpans == nil {
 		// Size the slices from the body rather than growing them by
 		// doubling: a resource takes well over 128 bytes of JSON, and a
 		// page holds at most MaxPageSize of them.
 		n := min(MaxPageSize, (len(p.b)-p.i)/128+1)
-		p.keys, p.tagSpans, p.tags = make([]Key, 0, n), make([]tagSpan, 0, n), make([]Tag, 0, n)
+		if cap(p.keys) == 0 {
+			p.keys = make([]Key, 0, n)
+		}
+		p.tagSpans, p.tags = make([]tagSpan, 0, cap(p.keys)), make([]Tag, 0, n)
 	}
 	for first := true; ; first = false {
 		ok, err := p.nextElem(first)
@@ -190,7 +202,7 @@ func (p *pageScanner) detail(k *Key, created, deletion, expires *int64) error {
 		case "key_alias":
 			k.Alias, err = p.str(k.Alias)
 		case "key_description":
-			k.Description, err = p.istr(k.Description)
+			k.Description, err = p.str(k.Description)
 		case "creation_date":
 			*created, err = p.flexInt()
 		case "scheduled_deletion_date":
@@ -270,8 +282,17 @@ func canonical(name []byte, fields []string) string {
 			return f
 		}
 	}
+	ascii := true
+	for _, c := range name {
+		if c >= utf8.RuneSelf {
+			ascii = false
+			break
+		}
+	}
 	for _, f := range fields {
-		if bytes.EqualFold(name, []byte(f)) {
+		// An ASCII name folds only onto a name of its length; others may
+		// hold runes like the Kelvin sign that fold onto ASCII letters.
+		if (!ascii || len(name) == len(f)) && bytes.EqualFold(name, []byte(f)) {
 			return f
 		}
 	}
@@ -505,11 +526,24 @@ func (s *scanner) istr(old string) (string, error) {
 		return v, nil
 	}
 	v := string(raw)
-	if s.interned == nil {
-		s.interned = make(map[string]string)
+	if s.interned != nil {
+		s.interned[v] = v
 	}
-	s.interned[v] = v
 	return v, nil
+}
+
+// Interning maps are reused from page to page: emptied, they keep their
+// room, and a page's worth of distinct values is a few hundred at most.
+var internPool = sync.Pool{New: func() any { return make(map[string]string, 256) }}
+
+func getInternMap() map[string]string { return internPool.Get().(map[string]string) }
+
+func putInternMap(m map[string]string) {
+	if len(m) > 4096 { // an unusual page: let it go rather than keep it big
+		return
+	}
+	clear(m)
+	internPool.Put(m)
 }
 
 // strValue reads a string or null and returns the decoded bytes of the

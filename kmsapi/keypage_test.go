@@ -137,3 +137,25 @@ func repeat(c byte, n int) []byte {
 	}
 	return b
 }
+
+// Recycled bodies are overwritten by the next answer: nothing decoded from
+// a body may point into it.
+func TestDecodedKeysOutliveTheirBody(t *testing.T) {
+	body := append(pooledBody(0), keyPageJSON(0, 50, 50)...)
+	body = append(body, make([]byte, 64<<10)...)[:len(keyPageJSON(0, 50, 50))] // poolable size
+	want, err := decodeKeyPageReference(body, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := decodeKeyPage(body, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recycleBody(body)
+	for i := range body[:cap(body)] {
+		body[:cap(body)][i] = 'X'
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("keys changed when their body was overwritten:\n got %+v\nwant %+v", got.Keys[0], want.Keys[0])
+	}
+}
