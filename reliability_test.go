@@ -45,7 +45,7 @@ type relExporter struct {
 // startExporter runs the app with configYAML as its config file. Cleanup
 // stops the server and closes the API client's idle connections, so that
 // goleak sees no keep-alive goroutines.
-func startExporter(t *testing.T, configYAML string, flags ...string) *relExporter {
+func startExporter(t testing.TB, configYAML string, flags ...string) *relExporter {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "kms.yml")
 	if err := os.WriteFile(path, []byte(configYAML), 0o600); err != nil {
