@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"sync"
@@ -15,12 +16,13 @@ import (
 // resources may be null; with filter they must be present.
 //
 // Key pages are the bulk of what the exporter reads (a 1000-key page is
-// about 300 KB), and encoding/json spends most of its time calling the
+// about 300-650 KB), and encoding/json spends most of its time calling the
 // string-or-number unmarshalers field by field. So this one shape has a
 // scanner of its own: one pass, no reflection, slices sized up front, and
-// values that repeat from key to key (tags, domain) allocated once a page. It accepts what decodeKeyPageReference (the
-// encoding/json decoder, kept in the tests) accepts and yields the same
-// keys; FuzzKeyPageMatchesReference holds the two together.
+// values that repeat from key to key (tags, domain) allocated once a page.
+// It accepts what decodeKeyPageReference (the encoding/json decoder, kept in
+// the tests) accepts and yields the same keys; FuzzKeyPageMatchesReference
+// holds the two together, over whole bodies and over streams.
 func decodeKeyPage(body []byte, wantResources bool) (KeyPage, error) {
 	return decodeKeyPageInto(body, wantResources, nil)
 }
@@ -28,10 +30,42 @@ func decodeKeyPage(body []byte, wantResources bool) (KeyPage, error) {
 // decodeKeyPageInto is decodeKeyPage with the keys stored in dst's storage
 // as long as they fit in cap(dst); past that they go elsewhere.
 func decodeKeyPageInto(body []byte, wantResources bool, dst []Key) (KeyPage, error) {
-	p := pageScanner{scanner: scanner{b: body}, keys: dst[:0:cap(dst)]}
+	p := pageScanner{scanner: scanner{b: body}, size: int64(len(body)), keys: dst[:0:cap(dst)]}
+	return p.decode(wantResources)
+}
+
+// decodeKeyPageFrom is decodeKeyPageInto reading the answer from r, of size
+// bytes (-1 if unknown), through a small window instead of a buffer holding
+// the whole body: the exporter never has a page's JSON in memory at once.
+// A read error of r makes it fail with that error wrapped.
+func decodeKeyPageFrom(r io.Reader, size int64, wantResources bool, dst []Key) (KeyPage, error) {
+	w := windowPool.Get().(*[]byte)
+	p := pageScanner{scanner: scanner{b: (*w)[:0], r: r}, size: size, keys: dst[:0:cap(dst)]}
+	page, err := p.decode(wantResources)
+	// Nothing decoded points into the window (strings are copied out), so
+	// it can serve the next page; a window grown for a huge token goes.
+	if cap(p.b) == windowSize {
+		windowPool.Put(w)
+	}
+	return page, err
+}
+
+// windowSize is the window a streamed page is read through: big enough that
+// refills are few, small enough that pages read at once cost little.
+const windowSize = 32 << 10
+
+var windowPool = sync.Pool{New: func() any { b := make([]byte, windowSize); return &b }}
+
+func (p *pageScanner) decode(wantResources bool) (KeyPage, error) {
 	p.interned = getInternMap()
 	defer putInternMap(p.interned)
-	if err := p.page(); err != nil {
+	err := p.page()
+	if p.rerr != nil {
+		// The transfer broke (or ran past the cap): that, not the
+		// unfinished JSON it left, is the error.
+		return KeyPage{}, fmt.Errorf("reading response body: %w", p.rerr)
+	}
+	if err != nil {
 		return KeyPage{}, decodeError(EndpointResourceInstances, http.StatusOK, "decoding response: %w", err)
 	}
 	if !p.haveTotal {
@@ -61,12 +95,14 @@ func decodeKeyPageInto(body []byte, wantResources bool, dst []Key) (KeyPage, err
 
 type pageScanner struct {
 	scanner
+	size          int64 // bytes of the whole answer; -1 if unknown
 	keys          []Key
 	tags          []Tag     // every key's tags, back to back
 	tagSpans      []tagSpan // tags[start:end] belong to keys[i]
 	total         int64
-	haveTotal     bool // total_count present and not null
-	haveResources bool // resources present and not null
+	haveTotal     bool   // total_count present and not null
+	haveResources bool   // resources present and not null
+	rid, rname    []byte // the current resource's resource_id and resource_name
 }
 
 type tagSpan struct{ start, end int }
@@ -115,10 +151,14 @@ func (p *pageScanner) resources() error {
 		return err
 	}
 	if p.tagSpans == nil {
-		// Size the slices from the body rather than growing them by
-		// doubling: a resource takes well over 128 bytes of JSON, and a
-		// page holds at most MaxPageSize of them.
-		n := min(MaxPageSize, (len(p.b)-p.i)/128+1)
+		// Size the slices from the body's length (its Content-Length when
+		// streamed) rather than growing them by doubling: a resource takes
+		// well over 128 bytes of JSON, and a page holds at most MaxPageSize
+		// of them. Without a length they grow.
+		n := 16
+		if p.size >= 0 {
+			n = int(min(MaxPageSize, max(0, p.size-p.pos())/128+1))
+		}
 		if cap(p.keys) == 0 {
 			p.keys = make([]Key, 0, n)
 		}
@@ -136,15 +176,15 @@ func (p *pageScanner) resources() error {
 }
 
 // resource reads one element of resources. resource_id and resource_name
-// usually repeat key_id and key_alias, so they are kept as bytes and become
-// strings of their own only when they differ.
+// usually repeat key_id and key_alias, so they are kept as bytes (copied
+// out of the window, which moves on) and become strings of their own only
+// when they differ.
 func (p *pageScanner) resource() error {
 	p.keys = append(p.keys, Key{})
 	p.tagSpans = append(p.tagSpans, tagSpan{})
 	i := len(p.keys) - 1
 	k := &p.keys[i]
-	var resourceID, resourceName []byte
-	var haveName bool
+	var haveID, haveName bool
 	var created, deletion, expires int64
 	isNull, err := p.openObject()
 	for first := true; err == nil && !isNull; first = false {
@@ -155,11 +195,16 @@ func (p *pageScanner) resource() error {
 		}
 		switch canonical(name, resourceFields) {
 		case "resource_id":
-			resourceID, err = p.bytesOr(resourceID)
+			var v []byte
+			var isNull bool
+			if v, isNull, err = p.strValue(); err == nil && !isNull {
+				p.rid, haveID = append(p.rid[:0], v...), true
+			}
 		case "resource_name":
 			var v []byte
-			if v, err = p.bytesOr(nil); v != nil {
-				resourceName, haveName = v, true
+			var isNull bool
+			if v, isNull, err = p.strValue(); err == nil && !isNull {
+				p.rname, haveName = append(p.rname[:0], v...), true
 			}
 		case "tags":
 			err = p.tagList(i)
@@ -169,14 +214,14 @@ func (p *pageScanner) resource() error {
 			err = p.skip()
 		}
 	}
-	if k.ID == "" && resourceID != nil {
-		k.ID = string(resourceID)
+	if k.ID == "" && haveID {
+		k.ID = string(p.rid)
 	}
 	if haveName {
-		if string(resourceName) == k.Alias {
+		if string(p.rname) == k.Alias {
 			k.ResourceName = k.Alias
 		} else {
-			k.ResourceName = string(resourceName)
+			k.ResourceName = string(p.rname)
 		}
 	}
 	k.Created, k.ScheduledDeletion, k.Expires = apiTime(flexInt(created)), apiTime(flexInt(deletion)), apiTime(flexInt(expires))
@@ -303,22 +348,105 @@ func canonical(name []byte, fields []string) string {
 // exhaust the stack.
 const maxDepth = 10000
 
-// scanner reads JSON from b.
+// scanner reads JSON from a window over its input. With a []byte input the
+// window is all of it. With a reader (a response body) it is a buffer that
+// fill refills as parsing advances, keeping only the token in progress.
+//
+// Slices of b are valid until the next scanner call that may read: a
+// refill moves the kept bytes to the front of the window. So whatever must
+// outlive that is copied (member names before white space, resource_id).
 type scanner struct {
-	b        []byte
-	i        int
+	b        []byte    // the window; b[i:] is unread
+	i        int       // next byte
+	mark     int       // start of the token in progress: fill keeps b[mark:]
+	off      int64     // input offset of b[0], for error messages
+	r        io.Reader // nil once all the input is in b
+	rerr     error     // r's error other than io.EOF
 	depth    int
+	name     []byte // a member name copied out of the window
 	interned map[string]string
 }
 
 var errUnexpectedEnd = errors.New("unexpected end of JSON input")
 
+// fill reads more input into the window and reports whether it got any.
+// It keeps b[mark:], moving it to the front when the window is full, and
+// grows the window only when that token alone fills it: a window never
+// holds more than one token and what follows it. The growth stops at the
+// body cap, past which the reader (bodyReader) fails anyway.
+func (s *scanner) fill() bool {
+	if s.r == nil {
+		return false
+	}
+	if len(s.b) == cap(s.b) {
+		if keep := s.mark; keep > 0 {
+			n := copy(s.b, s.b[keep:])
+			s.b = s.b[:n]
+			s.off += int64(keep)
+			s.i -= keep
+			s.mark = 0
+		} else {
+			limit := int(min(maxBodyBytes+1, math.MaxInt32))
+			if cap(s.b) >= limit {
+				s.r, s.rerr = nil, bodyTooLargeError{maxBodyBytes}
+				return false
+			}
+			b := make([]byte, len(s.b), min(max(2*cap(s.b), 64), limit))
+			copy(b, s.b)
+			s.b = b
+		}
+	}
+	// A reader may return nothing without an error a few times; not forever.
+	for range 100 {
+		n, err := s.r.Read(s.b[len(s.b):cap(s.b)])
+		s.b = s.b[:len(s.b)+n]
+		if err != nil {
+			if err != io.EOF {
+				s.rerr = err
+			}
+			s.r = nil
+			return n > 0
+		}
+		if n > 0 {
+			return true
+		}
+	}
+	s.r, s.rerr = nil, io.ErrNoProgress
+	return false
+}
+
+// more reports whether input remains at b[i], refilling inside a token.
+func (s *scanner) more() bool {
+	return s.i < len(s.b) || s.fill()
+}
+
+// avail reports whether n bytes are in the window from b[i], refilling.
+func (s *scanner) avail(n int) bool {
+	for len(s.b)-s.i < n {
+		if !s.fill() {
+			return false
+		}
+	}
+	return true
+}
+
+// pos is the input offset of b[i].
+func (s *scanner) pos() int64 { return s.off + int64(s.i) }
+
+// ws skips white space. Between tokens nothing before b[i] is needed, so a
+// refill here drops it: a long run of blanks costs no window.
 func (s *scanner) ws() {
-	for s.i < len(s.b) {
-		switch s.b[s.i] {
-		case ' ', '\t', '\n', '\r':
-			s.i++
-		default:
+	for {
+		for s.i < len(s.b) {
+			switch s.b[s.i] {
+			case ' ', '\t', '\n', '\r':
+				s.i++
+			default:
+				return
+			}
+		}
+		s.mark = s.i
+		if !s.fill() {
 			return
 		}
 	}
@@ -328,10 +456,11 @@ func (s *scanner) syntaxErr(what string) error {
 	if s.i >= len(s.b) {
 		return errUnexpectedEnd
 	}
-	return fmt.Errorf("invalid character %q %s at offset %d", s.b[s.i], what, s.i)
+	return fmt.Errorf("invalid character %q %s at offset %d", s.b[s.i], what, s.pos())
 }
 
-// end checks that only white space follows the top-level value.
+// end checks that only white space follows the top-level value, reading a
+// streamed body to its end.
 func (s *scanner) end() error {
 	s.ws()
 	if s.i != len(s.b) {
@@ -343,7 +472,8 @@ func (s *scanner) end() error {
 // null consumes a null literal if one comes next.
 func (s *scanner) null() bool {
 	s.ws()
-	if len(s.b)-s.i >= 4 && string(s.b[s.i:s.i+4]) == "null" {
+	s.mark = s.i
+	if s.avail(4) && string(s.b[s.i:s.i+4]) == "null" {
 		s.i += 4
 		return true
 	}
@@ -351,7 +481,8 @@ func (s *scanner) null() bool {
 }
 
 func (s *scanner) literal(lit string) error {
-	if len(s.b)-s.i < len(lit) || string(s.b[s.i:s.i+len(lit)]) != lit {
+	s.mark = s.i
+	if !s.avail(len(lit)) || string(s.b[s.i:s.i+len(lit)]) != lit {
 		if len(s.b)-s.i < len(lit) && lit[:len(s.b)-s.i] == string(s.b[s.i:]) {
 			return errUnexpectedEnd
 		}
@@ -408,7 +539,8 @@ func (s *scanner) close(c byte, first bool, what string) (more bool, err error) 
 }
 
 // nextMember reads the name of the next member of an open object, leaving
-// its value to the caller; ok is false once the object is closed.
+// its value to the caller; ok is false once the object is closed. The name
+// is valid until the next scanner call.
 func (s *scanner) nextMember(first bool) (name []byte, ok bool, err error) {
 	if more, err := s.close('}', first, "after object key:value pair"); !more || err != nil {
 		return nil, false, err
@@ -420,9 +552,15 @@ func (s *scanner) nextMember(first bool) (name []byte, ok bool, err error) {
 	if name, _, err = s.strValue(); err != nil {
 		return nil, false, err
 	}
-	s.ws()
 	if s.i >= len(s.b) || s.b[s.i] != ':' {
-		return nil, false, s.syntaxErr("after object key")
+		// White space or the window's end before the colon: skipping it
+		// may refill the window, so keep the name apart.
+		s.name = append(s.name[:0], name...)
+		name = s.name
+		s.ws()
+		if s.i >= len(s.b) || s.b[s.i] != ':' {
+			return nil, false, s.syntaxErr("after object key")
+		}
 	}
 	s.i++
 	return name, true, nil
@@ -435,13 +573,19 @@ func (s *scanner) nextElem(first bool) (ok bool, err error) {
 }
 
 // typeErr reports a value of the wrong kind, after checking it is valid
-// JSON at all (a syntax error takes precedence, as in encoding/json).
+// JSON at all (a syntax error takes precedence, as in encoding/json). The
+// value may not stay in the window while it is skipped, so its head (what
+// the message quotes: 20 runes) is copied first.
 func (s *scanner) typeErr(want string) error {
-	start := s.i
+	start := s.pos()
+	s.mark = s.i
+	s.avail(20 * utf8.UTFMax)
+	head := bytes.Clone(s.b[s.i:min(s.i+20*utf8.UTFMax, len(s.b))])
 	if err := s.skip(); err != nil {
 		return err
 	}
-	return fmt.Errorf("expected %s at offset %d, got %.20q", want, start, s.b[start:s.i])
+	head = head[:min(int64(len(head)), s.pos()-start)]
+	return fmt.Errorf("expected %s at offset %d, got %.20q", want, start, head)
 }
 
 // skip consumes one value of any kind, checking its syntax.
@@ -502,19 +646,6 @@ func (s *scanner) str(old string) (string, error) {
 	return string(raw), nil
 }
 
-// bytesOr reads a string as bytes aliasing the body where it can; null
-// leaves old in place.
-func (s *scanner) bytesOr(old []byte) ([]byte, error) {
-	raw, isNull, err := s.strValue()
-	if err != nil || isNull {
-		return old, err
-	}
-	if raw == nil {
-		raw = []byte{}
-	}
-	return raw, nil
-}
-
 // istr is str for values that repeat from key to key (tags, the domain, a
 // shared description): each distinct value is allocated once per page.
 func (s *scanner) istr(old string) (string, error) {
@@ -547,7 +678,7 @@ func putInternMap(m map[string]string) {
 }
 
 // strValue reads a string or null and returns the decoded bytes of the
-// string; they alias the body unless the string has escapes.
+// string; they alias the window unless the string has escapes.
 func (s *scanner) strValue() (raw []byte, isNull bool, err error) {
 	s.ws()
 	if s.null() {
@@ -572,73 +703,86 @@ func (s *scanner) strValue() (raw []byte, isNull bool, err error) {
 	return []byte(v), false, nil
 }
 
-// strSpan consumes a string token; start is the offset of its opening
-// quote, and plain says it holds only printable ASCII without escapes.
+// strSpan consumes a string token, whole in the window when it returns;
+// start is the index of its opening quote, and plain says it holds only
+// printable ASCII without escapes.
 func (s *scanner) strSpan() (start int, plain bool, err error) {
-	start = s.i
+	s.mark = s.i
 	s.i++
-	if q := bytes.IndexByte(s.b[s.i:], '"'); q >= 0 {
-		plain = true
-		for _, c := range s.b[s.i : s.i+q] {
-			if c < 0x20 || c == '\\' || c >= 0x80 {
-				plain = false
-				break
-			}
+	// Fast path: runs of plain bytes up to the closing quote.
+	for {
+		rest := s.b[s.i:]
+		q := bytes.IndexByte(rest, '"')
+		if q >= 0 {
+			rest = rest[:q]
 		}
-		if plain {
-			s.i += q + 1
-			return start, true, nil
+		j := 0
+		for j < len(rest) && rest[j] >= 0x20 && rest[j] != '\\' && rest[j] < 0x80 {
+			j++
+		}
+		s.i += j
+		if j < len(rest) {
+			break // not plain: the careful loop below takes over
+		}
+		if q >= 0 {
+			s.i++
+			return s.mark, true, nil
+		}
+		if !s.fill() {
+			return s.mark, false, errUnexpectedEnd
 		}
 	}
-	for s.i < len(s.b) {
+	for s.more() {
 		c := s.b[s.i]
 		switch {
 		case c == '"':
 			s.i++
-			return start, false, nil
+			return s.mark, false, nil
 		case c == '\\':
-			if s.i+1 >= len(s.b) {
+			if !s.avail(2) {
 				s.i = len(s.b)
-				return start, false, errUnexpectedEnd
+				return s.mark, false, errUnexpectedEnd
 			}
 			switch s.b[s.i+1] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
 				s.i += 2
 			case 'u':
+				s.avail(6)
 				for j := 2; j < 6; j++ {
 					if s.i+j >= len(s.b) {
 						s.i = len(s.b)
-						return start, false, errUnexpectedEnd
+						return s.mark, false, errUnexpectedEnd
 					}
 					if !isHex(s.b[s.i+j]) {
 						s.i += j
-						return start, false, s.syntaxErr("in \\u hexadecimal character escape")
+						return s.mark, false, s.syntaxErr("in \\u hexadecimal character escape")
 					}
 				}
 				s.i += 6
 			default:
 				s.i++
-				return start, false, s.syntaxErr("in string escape code")
+				return s.mark, false, s.syntaxErr("in string escape code")
 			}
 		case c < 0x20:
-			return start, false, s.syntaxErr("in string literal")
+			return s.mark, false, s.syntaxErr("in string literal")
 		default:
 			s.i++
 		}
 	}
-	return start, false, errUnexpectedEnd
+	return s.mark, false, errUnexpectedEnd
 }
 
 func isHex(c byte) bool {
 	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
 
-// number consumes a number token with JSON's grammar and returns its text.
+// number consumes a number token with JSON's grammar and returns its text,
+// valid until the next scanner call.
 func (s *scanner) number() ([]byte, error) {
-	start := s.i
+	s.mark = s.i
 	digits := func() int {
 		n := 0
-		for s.i < len(s.b) && '0' <= s.b[s.i] && s.b[s.i] <= '9' {
+		for s.more() && '0' <= s.b[s.i] && s.b[s.i] <= '9' {
 			s.i++
 			n++
 		}
@@ -647,7 +791,7 @@ func (s *scanner) number() ([]byte, error) {
 	if s.b[s.i] == '-' {
 		s.i++
 	}
-	if s.i >= len(s.b) {
+	if !s.more() {
 		return nil, errUnexpectedEnd
 	}
 	switch c := s.b[s.i]; {
@@ -658,22 +802,22 @@ func (s *scanner) number() ([]byte, error) {
 	default:
 		return nil, s.syntaxErr("in numeric literal")
 	}
-	if s.i < len(s.b) && s.b[s.i] == '.' {
+	if s.more() && s.b[s.i] == '.' {
 		s.i++
 		if digits() == 0 {
 			return nil, s.syntaxErr("after decimal point in numeric literal")
 		}
 	}
-	if s.i < len(s.b) && (s.b[s.i] == 'e' || s.b[s.i] == 'E') {
+	if s.more() && (s.b[s.i] == 'e' || s.b[s.i] == 'E') {
 		s.i++
-		if s.i < len(s.b) && (s.b[s.i] == '+' || s.b[s.i] == '-') {
+		if s.more() && (s.b[s.i] == '+' || s.b[s.i] == '-') {
 			s.i++
 		}
 		if digits() == 0 {
 			return nil, s.syntaxErr("in exponent of numeric literal")
 		}
 	}
-	return s.b[start:s.i], nil
+	return s.b[s.mark:s.i], nil
 }
 
 // flexInt reads a number, a string holding a number, "" or null (the last

@@ -1,10 +1,16 @@
 package kmsapi
 
 import (
+	"bytes"
+	"errors"
+	"io"
 	"math"
+	"math/rand/v2"
 	"net/http"
 	"reflect"
+	"strings"
 	"testing"
+	"testing/iotest"
 )
 
 // The encoding/json decoder of key pages: simple and obviously faithful to
@@ -88,24 +94,92 @@ func decodeKeyPageReference(body []byte, wantResources bool) (KeyPage, error) {
 }
 
 // FuzzKeyPageMatchesReference holds the scanner to the reference decoder:
-// on any input both fail, or both succeed with the same keys.
+// on any input both fail, or both succeed with the same keys. The scanner
+// runs on the whole body and on streams of it cut every which way, through
+// windows small enough that tokens straddle refills and outgrow the window.
 func FuzzKeyPageMatchesReference(f *testing.F) {
 	f.Add([]byte(keyPageDocExample), true)
 	f.Add([]byte(keyPageSDKShape), true)
 	f.Add([]byte(`{"resources":null,"total_count":"42"}`), false)
 	f.Add([]byte(`{"RESOURCES":[{"Resource_ID":"a","tags":[null,{"KEY":"k","value":"v\u00e9"}]}],"total_count":1.0}`), true)
 	f.Add([]byte(`{"resources":[{"resource_id":"a\ud800","resource_detail":{"key_state":" 2 "}}],"total_count":"1","x":[[{}],-0.5e3,true]}`), true)
+	f.Add([]byte(`{"resources" :[{"resource_id" 	: "k", "resource_name"  :"n","resource_detail":{"key_alias":"n"}}] , "total_count"  :  1  }  `), true)
 	f.Add(keyPageJSON(0, 3, 3), true)
 	f.Fuzz(func(t *testing.T, b []byte, filter bool) {
-		got, gerr := decodeKeyPage(b, filter)
 		want, werr := decodeKeyPageReference(b, filter)
-		if (gerr == nil) != (werr == nil) {
-			t.Fatalf("scanner error %v, reference error %v", gerr, werr)
+		check := func(how string, got KeyPage, gerr error) {
+			t.Helper()
+			if (gerr == nil) != (werr == nil) {
+				t.Fatalf("%s: scanner error %v, reference error %v", how, gerr, werr)
+			}
+			if gerr == nil && !reflect.DeepEqual(got, want) {
+				t.Fatalf("%s: scanner and reference differ:\n got %+v\nwant %+v", how, got, want)
+			}
 		}
-		if gerr == nil && !reflect.DeepEqual(got, want) {
-			t.Fatalf("scanner and reference differ:\n got %+v\nwant %+v", got, want)
+		got, gerr := decodeKeyPage(b, filter)
+		check("bytes", got, gerr)
+		for _, s := range streamsOf(b) {
+			got, gerr := decodeStream(s.r, s.window, s.size, filter)
+			check(s.name, got, gerr)
+		}
+		got, gerr = decodeKeyPageFrom(bytes.NewReader(b), int64(len(b)), filter, nil)
+		check("pooled window", got, gerr)
+
+		// A read error anywhere, even after the whole body, fails the
+		// decoding; of a valid body, with that error (a syntax error met
+		// before it may be reported instead).
+		boom := errors.New("boom")
+		for _, cut := range []int{0, len(b) / 2, len(b)} {
+			r := io.MultiReader(iotest.HalfReader(bytes.NewReader(b[:cut])), iotest.ErrReader(boom))
+			_, err := decodeStream(r, 5, -1, filter)
+			if err == nil || werr == nil && !errors.Is(err, boom) {
+				t.Fatalf("read error after %d of %d bytes: got %v", cut, len(b), err)
+			}
 		}
 	})
+}
+
+type stream struct {
+	name   string
+	r      io.Reader
+	window int   // initial window size
+	size   int64 // size hint given to the decoder
+}
+
+// streamsOf returns ways to read b: a byte at a time, half of each ask,
+// the data with its io.EOF, and chunks of random length.
+func streamsOf(b []byte) []stream {
+	n := int64(len(b))
+	return []stream{
+		{"one byte", iotest.OneByteReader(bytes.NewReader(b)), 1, -1},
+		{"half", iotest.HalfReader(bytes.NewReader(b)), 8, n},
+		{"data with EOF", iotest.DataErrReader(bytes.NewReader(b)), 3, n},
+		{"random chunks", &chunkReader{b: b, rnd: rand.New(rand.NewPCG(uint64(len(b)), 7))}, 16, -1},
+		{"window", bytes.NewReader(b), windowSize, n},
+	}
+}
+
+// chunkReader returns b in chunks of random length, some of them empty.
+type chunkReader struct {
+	b   []byte
+	rnd *rand.Rand
+}
+
+func (c *chunkReader) Read(p []byte) (int, error) {
+	if len(c.b) == 0 {
+		return 0, io.EOF
+	}
+	n := min(len(p), len(c.b), c.rnd.IntN(40))
+	copy(p, c.b[:n])
+	c.b = c.b[n:]
+	return n, nil
+}
+
+// decodeStream decodes a page from r through a window starting at the
+// given size.
+func decodeStream(r io.Reader, window int, size int64, wantResources bool) (KeyPage, error) {
+	p := pageScanner{scanner: scanner{b: make([]byte, 0, window), r: r}, size: size}
+	return p.decode(wantResources)
 }
 
 func TestKeyPageMatchesReferenceOnLargePage(t *testing.T) {
@@ -128,6 +202,9 @@ func TestKeyPageRejectsDeepNesting(t *testing.T) {
 	if _, err := decodeKeyPage(deep, true); err == nil {
 		t.Fatal("20000 nested arrays accepted")
 	}
+	if _, err := decodeStream(bytes.NewReader(deep), 64, -1, true); err == nil || !strings.Contains(err.Error(), "exceeded max depth") {
+		t.Fatalf("20000 nested arrays streamed: %v", err)
+	}
 }
 
 func repeat(c byte, n int) []byte {
@@ -138,24 +215,100 @@ func repeat(c byte, n int) []byte {
 	return b
 }
 
-// Recycled bodies are overwritten by the next answer: nothing decoded from
-// a body may point into it.
+// A streamed page is read through a window that the next page reuses, and
+// a body given whole may be reused by its caller: nothing decoded may point
+// into either.
 func TestDecodedKeysOutliveTheirBody(t *testing.T) {
-	body := append(pooledBody(0), keyPageJSON(0, 50, 50)...)
-	body = append(body, make([]byte, 64<<10)...)[:len(keyPageJSON(0, 50, 50))] // poolable size
-	want, err := decodeKeyPageReference(body, true)
+	page := keyPageJSON(0, 50, 50)
+	want, err := decodeKeyPageReference(page, true)
 	if err != nil {
 		t.Fatal(err)
 	}
+
+	body := bytes.Clone(page)
 	got, err := decodeKeyPage(body, true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	recycleBody(body)
-	for i := range body[:cap(body)] {
-		body[:cap(body)][i] = 'X'
-	}
+	scribble(body)
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("keys changed when their body was overwritten:\n got %+v\nwant %+v", got.Keys[0], want.Keys[0])
+	}
+
+	for _, window := range []int{16, 1 << 10, windowSize} {
+		r := &recordingReader{r: iotest.HalfReader(bytes.NewReader(page))}
+		got, err := decodeStream(r, window, int64(len(page)), true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(r.bufs) < 2 {
+			t.Fatalf("window %d: %d reads; the test needs refills", window, len(r.bufs))
+		}
+		for _, b := range r.bufs {
+			scribble(b[:cap(b)])
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("window %d: keys changed when the window was overwritten:\n got %+v\nwant %+v", window, got.Keys[0], want.Keys[0])
+		}
+	}
+}
+
+func scribble(b []byte) {
+	for i := range b {
+		b[i] = 'X'
+	}
+}
+
+// recordingReader remembers every buffer it was asked to fill: the window.
+type recordingReader struct {
+	r    io.Reader
+	bufs [][]byte
+}
+
+func (r *recordingReader) Read(p []byte) (int, error) {
+	r.bufs = append(r.bufs, p)
+	return r.r.Read(p)
+}
+
+// The window holds one token and what follows it: however long the page, a
+// window that started small grows only to the largest token.
+func TestKeyPageWindowStaysSmall(t *testing.T) {
+	page := keyPageJSON(0, 1000, 1000)
+	p := pageScanner{scanner: scanner{b: make([]byte, 0, 64), r: bytes.NewReader(page)}, size: -1}
+	got, err := p.decode(true)
+	if err != nil || len(got.Keys) != 1000 {
+		t.Fatalf("%d keys, %v", len(got.Keys), err)
+	}
+	if cap(p.b) > 256 {
+		t.Errorf("window grew to %d bytes for tokens of under 100", cap(p.b))
+	}
+
+	// One string token longer than the window makes it grow to fit.
+	long := strings.Repeat("d", 100<<10)
+	page = []byte(`{"resources":[{"resource_id":"k","resource_detail":{"key_description":"` + long + `"}}],"total_count":1}`)
+	p = pageScanner{scanner: scanner{b: make([]byte, 0, 64), r: iotest.HalfReader(bytes.NewReader(page))}, size: -1}
+	got, err = p.decode(true)
+	if err != nil || len(got.Keys) != 1 || got.Keys[0].Description != long {
+		t.Fatalf("long description lost: %v", err)
+	}
+	if cap(p.b) < len(long) || cap(p.b) > 4*len(long) {
+		t.Errorf("window of %d bytes for a %d-byte token", cap(p.b), len(long))
+	}
+}
+
+// Error offsets count from the start of the body, not of the window.
+func TestKeyPageStreamErrorOffset(t *testing.T) {
+	page := []byte(`{"resources":[` + strings.Repeat(" ", 5000) + `x]}`)
+	_, whole := decodeKeyPage(page, true)
+	_, streamed := decodeStream(iotest.HalfReader(bytes.NewReader(page)), 64, -1, true)
+	if whole == nil || streamed == nil || whole.Error() != streamed.Error() || !strings.Contains(whole.Error(), "offset 5014") {
+		t.Fatalf("whole body: %v; streamed: %v", whole, streamed)
+	}
+	// A value of the wrong kind is quoted the same way too.
+	page = []byte(`{"resources":[{"resource_id":` + strings.Repeat(" ", 500) + `[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16]}],"total_count":1}`)
+	_, whole = decodeKeyPage(page, true)
+	_, streamed = decodeStream(iotest.OneByteReader(bytes.NewReader(page)), 4, -1, true)
+	if whole == nil || streamed == nil || whole.Error() != streamed.Error() || !strings.Contains(whole.Error(), `got "[1,2,3,4,5,6,7,8,9,1"`) {
+		t.Fatalf("whole body: %v; streamed: %v", whole, streamed)
 	}
 }
