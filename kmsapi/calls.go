@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -129,7 +130,11 @@ func queryBody(q KeyQuery, action string, limit, offset int) []byte {
 	return b
 }
 
+// resourceInstances decodes the page as it arrives (decodeKeyPageFrom): a
+// 1000-key page is 300-650 KB of JSON that is never held whole, which keeps
+// the exporter's memory small while many targets page at once.
 func (c *Client) resourceInstances(ctx context.Context, body []byte, wantResources bool, dst []Key) (KeyPage, error) {
+	var page KeyPage
 	r := &request{
 		endpoint:  EndpointResourceInstances,
 		region:    c.opts.Region,
@@ -137,14 +142,17 @@ func (c *Client) resourceInstances(ctx context.Context, body []byte, wantResourc
 		url:       c.opts.Endpoint + c.projectPath("v1.0", "resource_instances/action"),
 		body:      body,
 		projectID: c.opts.ProjectID,
+		// Each attempt decodes into dst afresh; only a complete page is kept.
+		decode: func(body io.Reader, size int64) error {
+			var err error
+			page, err = decodeKeyPageFrom(body, size, wantResources, dst)
+			return err
+		},
 	}
-	data, err := c.opts.Credential.do(ctx, r)
-	if err != nil {
+	if _, err := c.opts.Credential.do(ctx, r); err != nil {
 		return KeyPage{}, err
 	}
-	p, err := decodeKeyPageInto(data, wantResources, dst)
-	recycleBody(data)
-	return p, withRequestID(err, r.answerID)
+	return page, nil
 }
 
 // FilterKeys calls resource_instances with action filter for one page:
