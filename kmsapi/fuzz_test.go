@@ -1,6 +1,8 @@
 package kmsapi
 
 import (
+	"bytes"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -151,3 +153,28 @@ func BenchmarkDecodeKeyPage1000(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkDecodeKeyPageStream1000 decodes the same page as it would come
+// from a response: through the pooled window, in reads of at most 16 KiB
+// (a TLS record).
+func BenchmarkDecodeKeyPageStream1000(b *testing.B) {
+	page := keyPageJSON(0, 1000, 5000)
+	b.SetBytes(int64(len(page)))
+	b.ReportAllocs()
+	r := bytes.NewReader(page)
+	for b.Loop() {
+		r.Reset(page)
+		p, err := decodeKeyPageFrom(&maxReader{r, 16 << 10}, int64(len(page)), true, nil)
+		if err != nil || len(p.Keys) != 1000 {
+			b.Fatal(err)
+		}
+	}
+}
+
+// maxReader returns at most n bytes a read.
+type maxReader struct {
+	r io.Reader
+	n int
+}
+
+func (m *maxReader) Read(p []byte) (int, error) { return m.r.Read(p[:min(len(p), m.n)]) }

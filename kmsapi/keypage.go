@@ -436,6 +436,14 @@ func (s *scanner) pos() int64 { return s.off + int64(s.i) }
 // ws skips white space. Between tokens nothing before b[i] is needed, so a
 // refill here drops it: a long run of blanks costs no window.
 func (s *scanner) ws() {
+	// Inlined fast path: compact JSON has no blanks between tokens.
+	if s.i < len(s.b) && s.b[s.i] > ' ' {
+		return
+	}
+	s.wsSlow()
+}
+
+func (s *scanner) wsSlow() {
 	for {
 		for s.i < len(s.b) {
 			switch s.b[s.i] {
@@ -471,6 +479,13 @@ func (s *scanner) end() error {
 
 // null consumes a null literal if one comes next.
 func (s *scanner) null() bool {
+	if s.i < len(s.b) && s.b[s.i] > ' ' && s.b[s.i] != 'n' {
+		return false // the usual case, decided inline
+	}
+	return s.nullSlow()
+}
+
+func (s *scanner) nullSlow() bool {
 	s.ws()
 	s.mark = s.i
 	if s.avail(4) && string(s.b[s.i:s.i+4]) == "null" {
@@ -716,9 +731,12 @@ func (s *scanner) strSpan() (start int, plain bool, err error) {
 		if q >= 0 {
 			rest = rest[:q]
 		}
-		j := 0
-		for j < len(rest) && rest[j] >= 0x20 && rest[j] != '\\' && rest[j] < 0x80 {
-			j++
+		j := len(rest)
+		for k, c := range rest {
+			if c < 0x20 || c == '\\' || c >= 0x80 {
+				j = k
+				break
+			}
 		}
 		s.i += j
 		if j < len(rest) {
