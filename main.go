@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -136,7 +137,27 @@ func newLogger(w io.Writer, lvl, format string) (log.Logger, *slog.Logger) {
 }
 
 func main() {
+	versionFromBuildInfo()
 	os.Exit(run(os.Args[1:], os.Stderr, os.Getenv))
+}
+
+// versionFromBuildInfo fills in what `make build` stamps with -ldflags when
+// the binary was built without them (go build, go run, go install), from
+// what the Go toolchain recorded, so build_info and the landing page are
+// never blank.
+func versionFromBuildInfo() {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return
+	}
+	if version.Version == "" {
+		version.Version = bi.Main.Version
+	}
+	for _, kv := range bi.Settings {
+		if kv.Key == "vcs.revision" && (version.Revision == "" || version.Revision == "unknown") {
+			version.Revision = kv.Value
+		}
+	}
 }
 
 func run(args []string, stderr io.Writer, getenv func(string) string) int {
