@@ -44,6 +44,18 @@ type loaded struct {
 	cfg     *config.Config
 	exp     *collector.Exporter
 	landing http.Handler
+	creds   map[credentialKey]*kmsapi.Credential
+}
+
+// credentialKey is everything a kmsapi.Credential is built from. A reload
+// keeps the Credential of an unchanged key, and with it the pause after an
+// authentication failure (else every reload would let one more request try
+// a wrong secret, and five lock the AK), cached tokens and the rate limit.
+type credentialKey struct {
+	name        string
+	cred        config.Credential // IAM taken out: a pointer
+	iam         config.IAMUser
+	iamEndpoint string
 }
 
 func newApp(s *settings, logger log.Logger, getenv func(string) string) (*app, error) {
@@ -125,12 +137,26 @@ func singleTargetConfig(s *settings, getenv func(string) string) (*config.Config
 // build turns a config into an Exporter: one kmsapi.Credential per named
 // credential, shared by its targets (one rate limit and one auth pause each).
 func (a *app) build(cfg *config.Config) (*loaded, error) {
+	var previous map[credentialKey]*kmsapi.Credential
+	if cur := a.cur.Load(); cur != nil {
+		previous = cur.creds
+	}
 	creds := map[string]*kmsapi.Credential{}
+	kept := map[credentialKey]*kmsapi.Credential{}
 	for _, name := range cfg.CredentialNames() {
 		c := cfg.Credentials[name]
 		iamEndpoint := c.IAMEndpoint
 		if iamEndpoint == "" {
 			iamEndpoint = a.s.iamEndpoint
+		}
+		key := credentialKey{name: name, cred: *c, iamEndpoint: iamEndpoint}
+		key.cred.IAM = nil
+		if c.IAM != nil {
+			key.iam = *c.IAM
+		}
+		if cred, ok := previous[key]; ok {
+			creds[name], kept[key] = cred, cred
+			continue
 		}
 		var auth kmsapi.Authenticator
 		switch c.Kind() {
@@ -160,7 +186,7 @@ func (a *app) build(cfg *config.Config) (*loaded, error) {
 		if err != nil {
 			return nil, fmt.Errorf("credentials.%s: %w", name, err)
 		}
-		creds[name] = cred
+		creds[name], kept[key] = cred, cred
 	}
 	targets := make([]collector.Target, 0, len(cfg.Targets))
 	for _, t := range cfg.Targets {
@@ -188,7 +214,7 @@ func (a *app) build(cfg *config.Config) (*loaded, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &loaded{cfg: cfg, exp: exp, landing: landing}, nil
+	return &loaded{cfg: cfg, exp: exp, landing: landing, creds: kept}, nil
 }
 
 // reload reads and builds the config and puts it in force. On failure the
