@@ -2,11 +2,13 @@ package kmsapi
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math"
+	"math/bits"
 	"net/http"
 	"sync"
 	"unicode/utf8"
@@ -120,11 +122,11 @@ func (p *pageScanner) page() error {
 			break
 		}
 		switch canonical(name, pageFields) {
-		case "resources":
+		case fResources:
 			if err := p.resources(); err != nil {
 				return err
 			}
-		case "total_count":
+		case fTotalCount:
 			if p.null() {
 				p.haveTotal = false
 				continue
@@ -193,22 +195,22 @@ func (p *pageScanner) resource() error {
 		if name, ok, err = p.nextMember(first); err != nil || !ok {
 			break
 		}
-		switch canonical(name, resourceFields) {
-		case "resource_id":
+		switch resourceField(name) {
+		case fResourceID:
 			var v []byte
 			var isNull bool
 			if v, isNull, err = p.strValue(); err == nil && !isNull {
 				p.rid, haveID = append(p.rid[:0], v...), true
 			}
-		case "resource_name":
+		case fResourceName:
 			var v []byte
 			var isNull bool
 			if v, isNull, err = p.strValue(); err == nil && !isNull {
 				p.rname, haveName = append(p.rname[:0], v...), true
 			}
-		case "tags":
+		case fTags:
 			err = p.tagList(i)
-		case "resource_detail":
+		case fResourceDetail:
 			err = p.detail(k, &created, &deletion, &expires)
 		default:
 			err = p.skip()
@@ -239,28 +241,28 @@ func (p *pageScanner) detail(k *Key, created, deletion, expires *int64) error {
 			return err
 		}
 		var n int64
-		switch canonical(name, detailFields) {
-		case "key_id":
+		switch detailField(name) {
+		case fKeyID:
 			k.ID, err = p.str(k.ID)
-		case "domain_id":
+		case fDomainID:
 			k.DomainID, err = p.istr(k.DomainID)
-		case "key_alias":
+		case fKeyAlias:
 			k.Alias, err = p.str(k.Alias)
-		case "key_description":
+		case fKeyDescription:
 			k.Description, err = p.str(k.Description)
-		case "creation_date":
+		case fCreationDate:
 			*created, err = p.flexInt()
-		case "scheduled_deletion_date":
+		case fScheduledDeletionDate:
 			*deletion, err = p.flexInt()
-		case "expiration_time":
+		case fExpirationTime:
 			*expires, err = p.flexInt()
-		case "key_state":
+		case fKeyState:
 			n, err = p.flexInt()
 			k.State = KeyState(n)
-		case "default_key_flag":
+		case fDefaultKeyFlag:
 			n, err = p.flexInt()
 			k.Default = n == 1
-		case "key_type":
+		case fKeyType:
 			n, err = p.flexInt()
 			k.KeyType = int(n)
 		default:
@@ -296,9 +298,9 @@ func (p *pageScanner) tagList(i int) error {
 				break
 			}
 			switch canonical(name, tagFields) {
-			case "key":
+			case fKey:
 				t.Key, err = p.istr(t.Key)
-			case "value":
+			case fValue:
 				t.Value, err = p.istr(t.Value)
 			default:
 				err = p.skip()
@@ -310,22 +312,92 @@ func (p *pageScanner) tagList(i int) error {
 	}
 }
 
-// The member names each object of a page has; others are skipped.
+// The member names each object of a page has; others are skipped. The
+// matching functions return the index of a name, so the constants follow
+// the lists.
 var (
 	pageFields     = []string{"resources", "total_count"}
-	resourceFields = []string{"resource_id", "resource_name", "tags", "resource_detail"}
+	resourceFields = []string{"resource_id", "resource_detail", "resource_name", "tags"}
 	detailFields   = []string{"key_id", "domain_id", "key_alias", "key_description", "creation_date",
-		"scheduled_deletion_date", "expiration_time", "key_state", "default_key_flag", "key_type"}
+		"scheduled_deletion_date", "key_state", "default_key_flag", "key_type", "expiration_time"}
 	tagFields = []string{"key", "value"}
 )
 
-// canonical maps an object member name to the field it sets the way
-// encoding/json does: an exact match, or else one ignoring case; "" for none.
-func canonical(name []byte, fields []string) string {
-	for _, f := range fields {
+const (
+	fResources, fTotalCount = 0, 1
+
+	fResourceID, fResourceDetail, fResourceName, fTags = 0, 1, 2, 3
+
+	fKeyID, fDomainID, fKeyAlias, fKeyDescription, fCreationDate = 0, 1, 2, 3, 4
+	fScheduledDeletionDate, fKeyState, fDefaultKeyFlag, fKeyType = 5, 6, 7, 8
+	fExpirationTime                                              = 9
+
+	fKey, fValue = 0, 1
+)
+
+// detailField is canonical for the members of resource_detail, most of a
+// page's names: a switch finds an exact match by length and bytes rather
+// than trying each field in turn.
+func detailField(name []byte) int {
+	switch string(name) {
+	case "key_id":
+		return fKeyID
+	case "domain_id":
+		return fDomainID
+	case "key_alias":
+		return fKeyAlias
+	case "key_description":
+		return fKeyDescription
+	case "creation_date":
+		return fCreationDate
+	case "scheduled_deletion_date":
+		return fScheduledDeletionDate
+	case "key_state":
+		return fKeyState
+	case "default_key_flag":
+		return fDefaultKeyFlag
+	case "key_type":
+		return fKeyType
+	case "expiration_time":
+		return fExpirationTime
+	}
+	return foldField(name, detailFields)
+}
+
+// resourceField is detailField for the members of a resource.
+func resourceField(name []byte) int {
+	switch string(name) {
+	case "resource_id":
+		return fResourceID
+	case "resource_detail":
+		return fResourceDetail
+	case "resource_name":
+		return fResourceName
+	case "tags":
+		return fTags
+	}
+	return foldField(name, resourceFields)
+}
+
+// canonical maps an object member name to the index of the field it sets
+// the way encoding/json does: an exact match, or else one ignoring case;
+// -1 for none. The fields are lower-case ASCII.
+func canonical(name []byte, fields []string) int {
+	for i, f := range fields {
 		if string(name) == f {
-			return f
+			return i
 		}
+	}
+	return foldField(name, fields)
+}
+
+// foldField is canonical's match ignoring case, for a name that matches
+// no field exactly.
+func foldField(name []byte, fields []string) int {
+	// Most names that get here are members we skip, in lower case: such a
+	// name cannot fold onto a field it does not equal.
+	if !hasUpperOrNonASCII(name) {
+		return -1
 	}
 	ascii := true
 	for _, c := range name {
@@ -334,14 +406,36 @@ func canonical(name []byte, fields []string) string {
 			break
 		}
 	}
-	for _, f := range fields {
+	for i, f := range fields {
 		// An ASCII name folds only onto a name of its length; others may
 		// hold runes like the Kelvin sign that fold onto ASCII letters.
 		if (!ascii || len(name) == len(f)) && bytes.EqualFold(name, []byte(f)) {
-			return f
+			return i
 		}
 	}
-	return ""
+	return -1
+}
+
+// hasUpperOrNonASCII reports whether b holds an upper-case ASCII letter or
+// a non-ASCII byte, eight bytes at a time: adding to the low seven bits of
+// each byte sets its high bit from 'A' on, and again from '[' on, without
+// carrying into the next byte.
+func hasUpperOrNonASCII(b []byte) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	for len(b) >= 8 {
+		x := binary.LittleEndian.Uint64(b)
+		y := x &^ highs
+		if ((y+ones*(0x80-'A'))&^(y+ones*(0x80-'['))|x)&highs != 0 {
+			return true
+		}
+		b = b[8:]
+	}
+	for _, c := range b {
+		if 'A' <= c && c <= 'Z' || c >= utf8.RuneSelf {
+			return true
+		}
+	}
+	return false
 }
 
 // maxDepth bounds nesting, as encoding/json does, so a hostile body cannot
@@ -365,6 +459,7 @@ type scanner struct {
 	depth    int
 	name     []byte // a member name copied out of the window
 	interned map[string]string
+	recent   [256]string // values istr returned lately, by recentSlot
 }
 
 var errUnexpectedEnd = errors.New("unexpected end of JSON input")
@@ -564,7 +659,12 @@ func (s *scanner) nextMember(first bool) (name []byte, ok bool, err error) {
 	if s.i >= len(s.b) || s.b[s.i] != '"' {
 		return nil, false, s.syntaxErr("looking for beginning of object key string")
 	}
-	if name, _, err = s.strValue(); err != nil {
+	// Not strValue: the quote is already checked, and a name is not null.
+	start, plain, err := s.strSpan()
+	if err == nil {
+		name, err = s.strBody(start, plain)
+	}
+	if err != nil {
 		return nil, false, err
 	}
 	if s.i >= len(s.b) || s.b[s.i] != ':' {
@@ -668,14 +768,32 @@ func (s *scanner) istr(old string) (string, error) {
 	if err != nil || isNull {
 		return old, err
 	}
-	if v, ok := s.interned[string(raw)]; ok {
-		return v, nil
+	// A small cache in front of the map: hashing a string for the map
+	// costs more than a few loads and one comparison, and most values are
+	// the same few strings key after key.
+	slot := &s.recent[recentSlot(raw)]
+	if *slot == string(raw) {
+		return *slot, nil
 	}
-	v := string(raw)
-	if s.interned != nil {
-		s.interned[v] = v
+	v, ok := s.interned[string(raw)]
+	if !ok {
+		v = string(raw)
+		if s.interned != nil {
+			s.interned[v] = v
+		}
 	}
+	*slot = v
 	return v, nil
+}
+
+// recentSlot picks raw's slot in scanner.recent from its length and a few
+// of its bytes: values that differ in a digit or two still spread out.
+func recentSlot(raw []byte) int {
+	n := len(raw)
+	if n == 0 {
+		return 0
+	}
+	return (n + int(raw[0]) + 7*int(raw[n/2]) + 31*int(raw[n-1])) % len(scanner{}.recent)
 }
 
 // Interning maps are reused from page to page: emptied, they keep their
@@ -706,16 +824,23 @@ func (s *scanner) strValue() (raw []byte, isNull bool, err error) {
 	if err != nil {
 		return nil, false, err
 	}
-	raw = s.b[start:s.i]
+	raw, err = s.strBody(start, plain)
+	return raw, false, err
+}
+
+// strBody returns the decoded bytes of the string token strSpan just
+// consumed from start; they alias the window unless the string has escapes.
+func (s *scanner) strBody(start int, plain bool) ([]byte, error) {
+	raw := s.b[start:s.i]
 	if plain || utf8.Valid(raw) && bytes.IndexByte(raw, '\\') < 0 {
-		return raw[1 : len(raw)-1], false, nil
+		return raw[1 : len(raw)-1], nil
 	}
 	// Escapes or invalid UTF-8: rare; let encoding/json apply its rules.
 	var v string
 	if err := json.Unmarshal(raw, &v); err != nil {
-		return nil, false, err
+		return nil, err
 	}
-	return []byte(v), false, nil
+	return []byte(v), nil
 }
 
 // strSpan consumes a string token, whole in the window when it returns;
@@ -724,27 +849,15 @@ func (s *scanner) strValue() (raw []byte, isNull bool, err error) {
 func (s *scanner) strSpan() (start int, plain bool, err error) {
 	s.mark = s.i
 	s.i++
-	// Fast path: runs of plain bytes up to the closing quote.
+	// Fast path: plain bytes up to the closing quote.
 	for {
-		rest := s.b[s.i:]
-		q := bytes.IndexByte(rest, '"')
-		if q >= 0 {
-			rest = rest[:q]
-		}
-		j := len(rest)
-		for k, c := range rest {
-			if c < 0x20 || c == '\\' || c >= 0x80 {
-				j = k
-				break
+		s.i = plainEnd(s.b, s.i)
+		if s.i < len(s.b) {
+			if s.b[s.i] == '"' {
+				s.i++
+				return s.mark, true, nil
 			}
-		}
-		s.i += j
-		if j < len(rest) {
 			break // not plain: the careful loop below takes over
-		}
-		if q >= 0 {
-			s.i++
-			return s.mark, true, nil
 		}
 		if !s.fill() {
 			return s.mark, false, errUnexpectedEnd
@@ -788,6 +901,62 @@ func (s *scanner) strSpan() (start int, plain bool, err error) {
 		}
 	}
 	return s.mark, false, errUnexpectedEnd
+}
+
+// plainEnd returns the index of the first byte from b[i] on that isSpecial,
+// or len(b): eight bytes at a time, then one at a time.
+func plainEnd(b []byte, i int) int {
+	for ; i+8 <= len(b); i += 8 {
+		if m := specialBytes(binary.LittleEndian.Uint64(b[i:])); m != 0 {
+			return i + bits.TrailingZeros64(m)/8
+		}
+	}
+	for i < len(b) && !isSpecial(b[i]) {
+		i++
+	}
+	return i
+}
+
+// isSpecial reports whether a string byte ends the plain fast path: the
+// closing quote, an escape, a control byte or the start of a non-ASCII rune.
+func isSpecial(c byte) bool { return c == '"' || c == '\\' || c < 0x20 || c >= 0x80 }
+
+// specialBytes is isSpecial for the eight bytes of x at once (little
+// endian): the lowest set bit of the result is the high bit of the first
+// special byte, zero if there is none. Higher bits may be false alarms
+// (borrows from a hit below), so only the lowest counts.
+func specialBytes(x uint64) uint64 {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	q := x ^ (ones * '"')
+	bs := x ^ (ones * '\\')
+	return ((q-ones)&^q | (bs-ones)&^bs | (x - ones*0x20) | x) & highs
+}
+
+// smallInt parses what most numbers in a page are, an optional minus and
+// at most 18 digits, as flexInt.UnmarshalJSON would but without its
+// trimming and checks; "" is 0 there too. ok is false for anything else,
+// which is left to flexInt.UnmarshalJSON.
+func smallInt(b []byte) (n int64, ok bool) {
+	if len(b) == 0 {
+		return 0, true
+	}
+	neg := b[0] == '-'
+	if neg {
+		b = b[1:]
+	}
+	if len(b) == 0 || len(b) > 18 {
+		return 0, false
+	}
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	if neg {
+		n = -n
+	}
+	return n, true
 }
 
 func isHex(c byte) bool {
@@ -857,10 +1026,16 @@ func (s *scanner) flexInt() (int64, error) {
 			return 0, err
 		}
 		tok = s.b[start:s.i]
+		if n, ok := smallInt(tok[1 : len(tok)-1]); ok {
+			return n, nil
+		}
 	case c == '-' || '0' <= c && c <= '9':
 		var err error
 		if tok, err = s.number(); err != nil {
 			return 0, err
+		}
+		if n, ok := smallInt(tok); ok {
+			return n, nil
 		}
 	default:
 		return 0, s.typeErr("a number")

@@ -2,12 +2,15 @@ package kmsapi
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"io"
 	"math"
+	"math/bits"
 	"math/rand/v2"
 	"net/http"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -310,5 +313,41 @@ func TestKeyPageStreamErrorOffset(t *testing.T) {
 	_, streamed = decodeStream(iotest.OneByteReader(bytes.NewReader(page)), 4, -1, true)
 	if whole == nil || streamed == nil || whole.Error() != streamed.Error() || !strings.Contains(whole.Error(), `got "[1,2,3,4,5,6,7,8,9,1"`) {
 		t.Fatalf("whole body: %v; streamed: %v", whole, streamed)
+	}
+}
+
+// TestSpecialBytes checks the word-at-a-time tests against byte-at-a-time
+// ones: every byte value at every position, among plain and special
+// neighbours (a hit below may raise false alarms above, never below).
+func TestSpecialBytes(t *testing.T) {
+	fills := []byte{'a', '"', 0x00, 0x01, 0x1f, 0x20, 0x21, 0x5c, 0x7f, 0x80, 0xff, 'A', 'Z', '@', '['}
+	for _, fill := range fills {
+		for pos := range 8 {
+			for c := range 256 {
+				var w [8]byte
+				for j := range w {
+					w[j] = fill
+				}
+				w[pos] = byte(c)
+				wantFirst := 8
+				for j, b := range w {
+					if isSpecial(b) {
+						wantFirst = j
+						break
+					}
+				}
+				m := specialBytes(binary.LittleEndian.Uint64(w[:]))
+				gotFirst := bits.TrailingZeros64(m) / 8
+				if gotFirst != wantFirst {
+					t.Fatalf("specialBytes(%q): first special at %d, want %d", w, gotFirst, wantFirst)
+				}
+				for _, n := range []int{8, pos + 1} { // a whole word, and a short tail
+					want := slices.ContainsFunc(w[:n], func(b byte) bool { return 'A' <= b && b <= 'Z' || b >= 0x80 })
+					if got := hasUpperOrNonASCII(w[:n]); got != want {
+						t.Fatalf("hasUpperOrNonASCII(%q) = %v", w[:n], got)
+					}
+				}
+			}
+		}
 	}
 }
