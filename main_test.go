@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -25,28 +24,12 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/kms-exporter/kms_exporter/internal/syncbuf"
 	"github.com/kms-exporter/kms_exporter/kmsapi"
 	"github.com/kms-exporter/kms_exporter/kmsapi/kmsfake"
 )
 
 var testAK = kmsfake.AccessKey{AK: "MAINTESTAK0000000000", SK: "main-test-secret-key-0000000000000000"}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func noEnv(string) string { return "" }
 
@@ -114,7 +97,7 @@ type testEnv struct {
 	sc     kmsfake.Scenario
 	app    *app
 	srv    *httptest.Server
-	logs   *syncBuffer
+	logs   *syncbuf.Buffer
 	config string // path of the config file
 }
 
@@ -142,7 +125,7 @@ func newTestEnv(t *testing.T, n int, flags ...string) *testEnv {
 	sc := kmsfake.Generate(kmsfake.GenerateOptions{Seed: 1, Projects: 3, KeysPerProject: 30, AccessKey: testAK})
 	fake := kmsfake.Start(sc)
 	t.Cleanup(fake.Close)
-	e := &testEnv{fake: fake, sc: sc, logs: &syncBuffer{}, config: filepath.Join(t.TempDir(), "kms.yml")}
+	e := &testEnv{fake: fake, sc: sc, logs: &syncbuf.Buffer{}, config: filepath.Join(t.TempDir(), "kms.yml")}
 	e.writeConfig(t, e.configYAML(n))
 	s, _, err := parseFlags(append([]string{"--config.file=" + e.config, "--kms.requests-per-second=1000"}, flags...))
 	if err != nil {
@@ -443,7 +426,7 @@ func TestSingleTargetMode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	a, err := newApp(s, log.NewLogfmtLogger(logs), getenv)
 	if err != nil {
 		t.Fatal(err)
@@ -472,7 +455,7 @@ func TestSingleTargetMode(t *testing.T) {
 }
 
 func TestLoggerFormats(t *testing.T) {
-	var buf syncBuffer
+	var buf syncbuf.Buffer
 	logger, slogger := newLogger(&buf, "warn", "json")
 	level.Info(logger).Log("msg", "dropped")
 	slogger.Info("dropped too")
@@ -513,7 +496,7 @@ func TestDemoBinary(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	addr := freePort(t)
-	stderr := &syncBuffer{}
+	stderr := &syncbuf.Buffer{}
 	cmd := exec.Command(bin, "--demo", "--web.listen-address="+addr)
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {

@@ -27,6 +27,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/kms-exporter/kms_exporter/collector"
+	"github.com/kms-exporter/kms_exporter/internal/syncbuf"
 	"github.com/kms-exporter/kms_exporter/kmsapi"
 	"github.com/kms-exporter/kms_exporter/kmsapi/kmsfake"
 )
@@ -38,7 +39,7 @@ var relAK = kmsfake.AccessKey{AK: "RELIABILITYAK0000000", SK: "reliability-secre
 type relExporter struct {
 	app  *app
 	srv  *httptest.Server
-	logs *syncBuffer
+	logs *syncbuf.Buffer
 	api  *http.Client // the exporter's client to the API, so the test can close its idle connections
 }
 
@@ -59,7 +60,7 @@ func startExporter(t testing.TB, configYAML string, flags ...string) *relExporte
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &relExporter{logs: &syncBuffer{}, api: kmsapi.NewHTTPClient()}
+	e := &relExporter{logs: &syncbuf.Buffer{}, api: kmsapi.NewHTTPClient()}
 	logger, _ := newLogger(e.logs, s.logLevel, s.logFormat)
 	e.app, err = newApp(s, logger, noEnv)
 	if err != nil {

@@ -28,6 +28,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/kms-exporter/kms_exporter/internal/syncbuf"
 	"github.com/kms-exporter/kms_exporter/kmsapi/kmsfake"
 )
 
@@ -183,7 +184,7 @@ targets:
 	if err != nil {
 		t.Fatal(err)
 	}
-	envLogs := &syncBuffer{}
+	envLogs := &syncbuf.Buffer{}
 	logger, _ := newLogger(envLogs, "debug", "logfmt")
 	a, err := newApp(s, logger, func(k string) string { return env[k] })
 	if err != nil {
@@ -236,14 +237,14 @@ func buildBinary(t *testing.T) string {
 // runningBinary is a started kms_exporter process.
 type runningBinary struct {
 	cmd     *exec.Cmd
-	stderr  *syncBuffer
+	stderr  *syncbuf.Buffer
 	exited  chan struct{} // closed once the process is gone
 	exitErr error         // cmd.Wait's answer, set before exited closes
 }
 
 func startBinary(t *testing.T, bin string, args ...string) *runningBinary {
 	t.Helper()
-	r := &runningBinary{stderr: &syncBuffer{}, exited: make(chan struct{})}
+	r := &runningBinary{stderr: &syncbuf.Buffer{}, exited: make(chan struct{})}
 	r.cmd = exec.Command(bin, args...)
 	r.cmd.Stderr = r.stderr
 	if err := r.cmd.Start(); err != nil {

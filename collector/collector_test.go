@@ -1,7 +1,6 @@
 package collector
 
 import (
-	"bytes"
 	"context"
 	"strings"
 	"sync"
@@ -12,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/kms-exporter/kms_exporter/internal/syncbuf"
 	"github.com/kms-exporter/kms_exporter/kmsapi"
 	"github.com/kms-exporter/kms_exporter/kmsapi/kmsfake"
 )
@@ -113,27 +113,10 @@ var comparable = []string{
 	"kms_key_scheduled_deletion_timestamp_seconds", "kms_cross_region_info",
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type fixture struct {
 	fake   *kmsfake.Server
 	api    *APIMetrics
-	logs   *syncBuffer
+	logs   *syncbuf.Buffer
 	logger log.Logger
 }
 
@@ -141,7 +124,7 @@ func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	fake := kmsfake.Start(testScenario())
 	t.Cleanup(fake.Close)
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	return &fixture{fake: fake, api: NewAPIMetrics(), logs: logs, logger: log.NewLogfmtLogger(logs)}
 }
 
