@@ -317,14 +317,21 @@ func (c *Credential) send(ctx context.Context, r *request) attempt {
 		return a
 	}
 	if rerr != nil {
-		if ctx.Err() != nil {
-			rerr = ctx.Err()
-		}
-		e := &Error{Endpoint: r.endpoint, StatusCode: resp.StatusCode, RequestID: resp.Header.Get("X-Request-Id"), Err: rerr}
-		return attempt{err: e, retry: ctx.Err() == nil && !errors.Is(rerr, errBodyTooLarge), req: req, sent: true}
+		return brokenTransfer(ctx, r, req, resp.StatusCode, rerr)
 	}
 	a.body = body
 	return a
+}
+
+// brokenTransfer is the attempt of a 2xx answer whose body could not be read
+// whole: retried like a connection error, unless the answer is over the cap
+// or the call is out of time.
+func brokenTransfer(ctx context.Context, r *request, req *http.Request, status int, rerr error) attempt {
+	if ctx.Err() != nil {
+		rerr = ctx.Err()
+	}
+	e := &Error{Endpoint: r.endpoint, StatusCode: status, RequestID: r.answerID, Err: rerr}
+	return attempt{err: e, retry: ctx.Err() == nil && !errors.Is(rerr, errBodyTooLarge), req: req, sent: true}
 }
 
 // decode hands a successful answer to r.decode. The observed duration is
@@ -343,14 +350,8 @@ func (c *Credential) decode(ctx context.Context, r *request, req *http.Request, 
 	if err == nil {
 		return attempt{req: req, sent: true}
 	}
-	if rerr := body.err; rerr != nil {
-		// The transfer broke: retried like a connection error, unless the
-		// answer is over the cap or the call is out of time.
-		if ctx.Err() != nil {
-			rerr = ctx.Err()
-		}
-		e := &Error{Endpoint: r.endpoint, StatusCode: resp.StatusCode, RequestID: r.answerID, Err: rerr}
-		return attempt{err: e, retry: ctx.Err() == nil && !errors.Is(rerr, errBodyTooLarge), req: req, sent: true}
+	if body.err != nil {
+		return brokenTransfer(ctx, r, req, resp.StatusCode, body.err)
 	}
 	// A malformed answer comes back the same when asked again.
 	if e, ok := asError(err); ok && e.RequestID == "" {
