@@ -26,20 +26,16 @@ import (
 // the tests) accepts and yields the same keys; FuzzKeyPageMatchesReference
 // holds the two together, over whole bodies and over streams.
 func decodeKeyPage(body []byte, wantResources bool) (KeyPage, error) {
-	return decodeKeyPageInto(body, wantResources, nil)
-}
-
-// decodeKeyPageInto is decodeKeyPage with the keys stored in dst's storage
-// as long as they fit in cap(dst); past that they go elsewhere.
-func decodeKeyPageInto(body []byte, wantResources bool, dst []Key) (KeyPage, error) {
-	p := pageScanner{scanner: scanner{b: body}, size: int64(len(body)), keys: dst[:0:cap(dst)]}
+	p := pageScanner{scanner: scanner{b: body}, size: int64(len(body))}
 	return p.decode(wantResources)
 }
 
-// decodeKeyPageFrom is decodeKeyPageInto reading the answer from r, of size
+// decodeKeyPageFrom is decodeKeyPage reading the answer from r, of size
 // bytes (-1 if unknown), through a small window instead of a buffer holding
 // the whole body: the exporter never has a page's JSON in memory at once.
-// A read error of r makes it fail with that error wrapped.
+// The keys are stored in dst's storage as long as they fit in cap(dst); past
+// that they go elsewhere. A read error of r makes it fail with that error
+// wrapped.
 func decodeKeyPageFrom(r io.Reader, size int64, wantResources bool, dst []Key) (KeyPage, error) {
 	w := windowPool.Get().(*[]byte)
 	p := pageScanner{scanner: scanner{b: (*w)[:0], r: r}, size: size, keys: dst[:0:cap(dst)]}
