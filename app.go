@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
+	promconfig "github.com/prometheus/common/config"
 
 	"github.com/kms-exporter/kms_exporter/collector"
 	"github.com/kms-exporter/kms_exporter/config"
@@ -118,8 +119,8 @@ func singleTargetConfig(s *settings, getenv func(string) string) (*config.Config
 	c := &config.Config{
 		Credentials: map[string]*config.Credential{"env": {
 			AccessKey:     ak,
-			SecretKey:     config.Secret(sk),
-			SecurityToken: config.Secret(getenv("HUAWEICLOUD_SDK_SECURITY_TOKEN")),
+			SecretKey:     promconfig.Secret(sk),
+			SecurityToken: promconfig.Secret(getenv("HUAWEICLOUD_SDK_SECURITY_TOKEN")),
 		}},
 		Targets: []config.Target{{
 			Name:        s.region,
@@ -161,13 +162,13 @@ func (a *app) build(cfg *config.Config) (*loaded, error) {
 		var auth kmsapi.Authenticator
 		switch c.Kind() {
 		case config.KindAKSK:
-			auth = kmsapi.NewAKSK(c.AccessKey, c.SecretKey.Reveal(), c.SecurityToken.Reveal())
+			auth = kmsapi.NewAKSK(c.AccessKey, string(c.SecretKey), string(c.SecurityToken))
 		case config.KindIAM:
 			auth = kmsapi.NewIAMPassword(kmsapi.IAMPasswordOptions{
 				IAMEndpoint: iamEndpoint,
 				DomainName:  c.IAM.DomainName,
 				UserName:    c.IAM.UserName,
-				Password:    c.IAM.Password.Reveal(),
+				Password:    string(c.IAM.Password),
 			})
 		case config.KindECSMetadata:
 			auth = kmsapi.NewECSMetadata(kmsapi.ECSMetadataOptions{Endpoint: c.MetadataEndpoint})

@@ -5,6 +5,7 @@ import (
 
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
+	promconfig "github.com/prometheus/common/config"
 
 	"github.com/kms-exporter/kms_exporter/config"
 	"github.com/kms-exporter/kms_exporter/kmsapi/kmsfake"
@@ -30,8 +31,8 @@ func demoConfig(url string, sc kmsfake.Scenario) (*config.Config, error) {
 	c := &config.Config{
 		Credentials: map[string]*config.Credential{"demo": {
 			AccessKey:     ak.AK,
-			SecretKey:     config.Secret(ak.SK),
-			SecurityToken: config.Secret(ak.SecurityToken),
+			SecretKey:     promconfig.Secret(ak.SK),
+			SecurityToken: promconfig.Secret(ak.SecurityToken),
 			IAMEndpoint:   url,
 		}},
 	}

@@ -13,32 +13,9 @@ import (
 	"sort"
 	"strings"
 
+	promconfig "github.com/prometheus/common/config"
 	"go.yaml.in/yaml/v3"
 )
-
-// Secret is a string that never prints: logs, errors and dumps show "<secret>".
-type Secret string
-
-const redacted = "<secret>"
-
-func (Secret) String() string { return redacted }
-
-// GoString keeps %#v from printing the secret.
-func (Secret) GoString() string { return redacted }
-
-// Format covers every fmt verb, %s %v %q %x included.
-func (Secret) Format(f fmt.State, _ rune) { io.WriteString(f, redacted) }
-
-// MarshalYAML prints "<secret>" when a config is dumped.
-func (s Secret) MarshalYAML() (any, error) {
-	if s == "" {
-		return "", nil
-	}
-	return redacted, nil
-}
-
-// Reveal returns the secret itself, for the authenticator only.
-func (s Secret) Reveal() string { return string(s) }
 
 // Config is the whole file.
 type Config struct {
@@ -49,12 +26,12 @@ type Config struct {
 // Credential is one named way to authenticate. Exactly one kind is set:
 // AK/SK (access_key*, secret_key*, optional security_token*), IAM or ECSMetadata.
 type Credential struct {
-	AccessKey         string `yaml:"access_key,omitempty"`
-	AccessKeyFile     string `yaml:"access_key_file,omitempty"`
-	SecretKey         Secret `yaml:"secret_key,omitempty"`
-	SecretKeyFile     string `yaml:"secret_key_file,omitempty"`
-	SecurityToken     Secret `yaml:"security_token,omitempty"`
-	SecurityTokenFile string `yaml:"security_token_file,omitempty"`
+	AccessKey         string            `yaml:"access_key,omitempty"`
+	AccessKeyFile     string            `yaml:"access_key_file,omitempty"`
+	SecretKey         promconfig.Secret `yaml:"secret_key,omitempty"`
+	SecretKeyFile     string            `yaml:"secret_key_file,omitempty"`
+	SecurityToken     promconfig.Secret `yaml:"security_token,omitempty"`
+	SecurityTokenFile string            `yaml:"security_token_file,omitempty"`
 
 	IAM *IAMUser `yaml:"iam,omitempty"`
 
@@ -66,10 +43,10 @@ type Credential struct {
 
 // IAMUser logs in with a password for an IAM token.
 type IAMUser struct {
-	DomainName   string `yaml:"domain_name"`
-	UserName     string `yaml:"user_name"`
-	Password     Secret `yaml:"password,omitempty"`
-	PasswordFile string `yaml:"password_file,omitempty"`
+	DomainName   string            `yaml:"domain_name"`
+	UserName     string            `yaml:"user_name"`
+	Password     promconfig.Secret `yaml:"password,omitempty"`
+	PasswordFile string            `yaml:"password_file,omitempty"`
 }
 
 // Kind of a credential.
@@ -259,7 +236,7 @@ func (cr *Credential) resolve(field, baseDir string) error {
 	}
 	switch {
 	case aksk:
-		ak := Secret(cr.AccessKey)
+		ak := promconfig.Secret(cr.AccessKey)
 		if err := pick(field, "access_key", &ak, cr.AccessKeyFile, baseDir, true); err != nil {
 			return err
 		}
@@ -286,7 +263,7 @@ func (cr *Credential) resolve(field, baseDir string) error {
 
 // pick fills *val from file when the file variant is set; exactly one of the
 // two may be set, and one must be when required.
-func pick(field, name string, val *Secret, file, baseDir string, required bool) error {
+func pick(field, name string, val *promconfig.Secret, file, baseDir string, required bool) error {
 	switch {
 	case *val != "" && file != "":
 		return fmt.Errorf("%s: both %s and %s_file set", field, name, name)
@@ -303,7 +280,7 @@ func pick(field, name string, val *Secret, file, baseDir string, required bool) 
 		if s == "" {
 			return fmt.Errorf("%s.%s_file: %s is empty", field, name, file)
 		}
-		*val = Secret(s)
+		*val = promconfig.Secret(s)
 	case *val == "" && required:
 		return fmt.Errorf("%s: missing %s (or %s_file)", field, name, name)
 	}

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -64,11 +65,11 @@ func TestLoadGood(t *testing.T) {
 		t.Fatal(err)
 	}
 	prod := c.Credentials["prod"]
-	if prod.Kind() != KindAKSK || prod.AccessKey != "AKPROD" || prod.SecretKey.Reveal() != "SKPROD" || prod.SecurityToken.Reveal() != "TOKENPROD" {
+	if prod.Kind() != KindAKSK || prod.AccessKey != "AKPROD" || prod.SecretKey != "SKPROD" || prod.SecurityToken != "TOKENPROD" {
 		t.Errorf("prod credential: %+v", prod)
 	}
 	mon := c.Credentials["monitor"]
-	if mon.Kind() != KindIAM || mon.IAM.Password.Reveal() != "hunter2" || mon.IAMEndpoint != "https://iam.example.com" {
+	if mon.Kind() != KindIAM || mon.IAM.Password != "hunter2" || mon.IAMEndpoint != "https://iam.example.com" {
 		t.Errorf("monitor credential: %+v", mon)
 	}
 	if c.Credentials["agency"].Kind() != KindECSMetadata {
@@ -115,8 +116,15 @@ targets:
 	if err != nil {
 		t.Fatal(err)
 	}
-	dump := string(out) + fmt.Sprintf("%v %+v %#v %s %q %x", c.Credentials["p"], *c.Credentials["p"], *c.Credentials["u"].IAM,
-		c.Credentials["p"].SecretKey, c.Credentials["p"].SecurityToken, c.Credentials["u"].IAM.Password)
+	js, err := json.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dump := string(out) + string(js)
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x"} {
+		dump += fmt.Sprintf(verb, c) + fmt.Sprintf(verb, *c) + fmt.Sprintf(verb, c.Credentials["p"]) +
+			fmt.Sprintf(verb, *c.Credentials["p"]) + fmt.Sprintf(verb, c.Credentials["u"]) + fmt.Sprintf(verb, *c.Credentials["u"].IAM)
+	}
 	for _, s := range []string{"SUPERSECRET", "TOKENSECRET", "PWSECRET"} {
 		if strings.Contains(dump, s) {
 			t.Errorf("secret %s printed:\n%s", s, dump)

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	promconfig "github.com/prometheus/common/config"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -96,7 +97,7 @@ func FuzzConfigParse(f *testing.F) {
 				t.Fatalf("credential %q has no kind", name)
 			}
 			// Dumps never show a secret.
-			for _, s := range []Secret{cr.SecretKey, cr.SecurityToken} {
+			for _, s := range []promconfig.Secret{cr.SecretKey, cr.SecurityToken} {
 				if len(s) > 8 && strings.Contains(fmt.Sprintf("%v %+v %#v", cr, *cr, cr), string(s)) {
 					t.Fatalf("credential %q prints its secret", name)
 				}
