@@ -110,6 +110,7 @@ func (h *authHTTP) do(ctx context.Context, endpoint, method, url string, header 
 	req.Header.Set("User-Agent", ua)
 	start := time.Now()
 	resp, err := client.Do(req)
+	traceAuthCall(ctx, endpoint, method, url, resp, err, start)
 	if err != nil {
 		if observer != nil {
 			observer(RequestInfo{Endpoint: endpoint, Code: "error", Duration: time.Since(start)})

@@ -186,6 +186,7 @@ type attempt struct {
 	retry bool          // worth another try (429, 5xx, connection error)
 	req   *http.Request // the request sent, for rejecter
 	sent  bool          // the API answered (err is a status, not a local failure)
+	call  *callInfo     // what the attempt was, for a Trace; nil when not from send
 }
 
 // tokenExpiredCodes are the 401 codes after which a token or temporary key
@@ -213,8 +214,12 @@ func (c *Credential) run(ctx context.Context, endpoint string, try func(context.
 
 func (c *Credential) retry(ctx context.Context, try func(context.Context) attempt) ([]byte, error) {
 	refreshed := false
+	tries, backoff := 0, time.Duration(0)
 	for n := 0; ; n++ {
 		a := try(ctx)
+		tries++
+		traceAttempt(ctx, a, tries, backoff)
+		backoff = 0
 		if a.err == nil {
 			return a.body, nil
 		}
@@ -242,6 +247,7 @@ func (c *Credential) retry(ctx context.Context, try func(context.Context) attemp
 		t := time.NewTimer(d)
 		select {
 		case <-t.C:
+			backoff = d
 		case <-ctx.Done():
 			t.Stop()
 			return nil, a.err
@@ -250,16 +256,23 @@ func (c *Credential) retry(ctx context.Context, try func(context.Context) attemp
 }
 
 // send makes one HTTP attempt of r under the rate limit and the in-flight cap.
-func (c *Credential) send(ctx context.Context, r *request) attempt {
+func (c *Credential) send(ctx context.Context, r *request) (res attempt) {
+	call := &callInfo{endpoint: r.endpoint, method: r.method, url: r.url}
+	defer func() { res.call = call }()
 	fail := func(err error) attempt { return attempt{err: &Error{Endpoint: r.endpoint, Err: err}} }
-	if err := c.limiter.Wait(ctx); err != nil {
+	waited := time.Now()
+	err := c.limiter.Wait(ctx)
+	call.rateWait = time.Since(waited)
+	if err != nil {
 		if ctx.Err() != nil {
 			err = ctx.Err()
 		}
 		return fail(err)
 	}
+	waited = time.Now()
 	select {
 	case c.sem <- struct{}{}:
+		call.slotWait = time.Since(waited)
 	case <-ctx.Done():
 		return fail(ctx.Err())
 	}
@@ -292,6 +305,7 @@ func (c *Credential) send(ctx context.Context, r *request) attempt {
 	}
 
 	start := time.Now()
+	defer func() { call.took = time.Since(start) }()
 	resp, err := c.opts.HTTPClient.Do(req)
 	if err != nil {
 		c.observe(r, "error", time.Since(start))
@@ -304,6 +318,7 @@ func (c *Credential) send(ctx context.Context, r *request) attempt {
 	// end (over the cap, or a read error).
 	defer resp.Body.Close()
 	r.answerID = resp.Header.Get("X-Request-Id")
+	call.status, call.reqID = resp.StatusCode, r.answerID
 	ok := resp.StatusCode >= 200 && resp.StatusCode <= 299
 	if ok && r.decode != nil {
 		return c.decode(ctx, r, req, resp, start)
@@ -517,6 +532,7 @@ func (c *Credential) enter(ctx context.Context, endpoint string) (gen uint64, pr
 		if g.failures > 0 && c.opts.Now().Before(g.until) {
 			err := &pausedError{name: c.opts.Name, until: g.until, last: g.last}
 			g.mu.Unlock()
+			traceRefused(ctx, endpoint, err)
 			return 0, false, err
 		}
 		if g.ok {
