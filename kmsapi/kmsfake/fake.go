@@ -46,8 +46,9 @@ type Fault struct {
 	Latency time.Duration // added before answering (honours request cancellation)
 	// Status answers this status with the real error body for it (e.g. 500
 	// KMS.0101, 502, 504, 403 KMS.0306/APIGW.0302, 401 APIGW.0301, 404).
-	Status    int
-	ErrorCode string // overrides the error_code of Status
+	Status       int
+	ErrorCode    string // overrides the error_code of Status
+	ErrorMessage string // overrides the error_msg of Status
 	// ThrottleRate is the fraction of requests answered 429 APIGW.0308,
 	// deterministically: 1 every request, 0.5 every second one, and so on.
 	ThrottleRate float64

@@ -372,7 +372,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			panic(http.ErrAbortHandler)
 		}
 		if f.Status != 0 {
-			rw.statusError(f.Status, f.ErrorCode)
+			rw.statusError(f.Status, f.ErrorCode, f.ErrorMessage)
 			return
 		}
 		if f.ThrottleRate > 0 && s.throttleNow(rt.endpoint, f.ThrottleRate) {
@@ -500,8 +500,9 @@ func (rw *responder) throttled(limit int) {
 		"The throttling threshold has been reached: policy user over ratelimit,limit:"+strconv.Itoa(limit)+",time:1 second")
 }
 
-// statusError answers a Status fault with the body the real service gives.
-func (rw *responder) statusError(status int, code string) {
+// statusError answers a Status fault with the body the real service gives;
+// code and message, when set, replace its error_code and error_msg.
+func (rw *responder) statusError(status int, code, message string) {
 	var defCode, msg string
 	switch status {
 	case http.StatusBadRequest:
@@ -513,7 +514,7 @@ func (rw *responder) statusError(status int, code string) {
 	case http.StatusNotFound:
 		defCode, msg = "APIGW.0101", "The API does not exist or has not been published in the environment"
 	case http.StatusTooManyRequests:
-		rw.errorCode(status, cmp.Or(code, "APIGW.0308"), "The throttling threshold has been reached: policy user over ratelimit,limit:20,time:1 second")
+		rw.errorCode(status, cmp.Or(code, "APIGW.0308"), cmp.Or(message, "The throttling threshold has been reached: policy user over ratelimit,limit:20,time:1 second"))
 		return
 	case http.StatusBadGateway:
 		defCode, msg = "APIGW.0202", "Backend unavailable"
@@ -522,7 +523,7 @@ func (rw *responder) statusError(status int, code string) {
 	default:
 		defCode, msg = "KMS.0101", "Internal error."
 	}
-	rw.errorCode(status, cmp.Or(code, defCode), msg)
+	rw.errorCode(status, cmp.Or(code, defCode), cmp.Or(message, msg))
 }
 
 // huge streams a 200 of n bytes: one JSON object with a long padding string.
