@@ -49,7 +49,7 @@ func TestTraceRecordsAttemptsRetriesAndPause(t *testing.T) {
 	}
 	url := regexp.QuoteMeta(srv.URL() + "/v1.0/" + p.ID + "/kms/user-quotas")
 	traceLines(t, traceText(t, tr),
-		`^at=\+\S+ endpoint=user-quotas attempt=1 method=GET url=`+url+` status=200 duration=\S+ request_id=[0-9a-f]+ rate_limit_wait=\S+$`)
+		`^at=\+\S+ endpoint=user-quotas attempt=1 method=GET url=`+url+` status=200 duration=\S+ request_id=[0-9a-f]+ rate_limit_wait=\S+( slot_wait=\S+)?$`)
 
 	// A 503 every time: three attempts, the later two after a backoff.
 	srv.SetFault(kmsapi.EndpointInstances, kmsfake.Fault{Status: http.StatusServiceUnavailable})
@@ -59,7 +59,7 @@ func TestTraceRecordsAttemptsRetriesAndPause(t *testing.T) {
 		t.Fatal("want an error")
 	}
 	attempt := func(n int, backoff string) string {
-		return `^at=\S+ endpoint=user-instances attempt=` + string(rune('0'+n)) + ` method=GET url=\S+ status=503 duration=\S+ request_id=[0-9a-f]+ rate_limit_wait=\S+` + backoff + ` err="user-instances: HTTP 503 KMS.0101: Internal error. \(request_id=[0-9a-f]+\)"$`
+		return `^at=\S+ endpoint=user-instances attempt=` + string(rune('0'+n)) + ` method=GET url=\S+ status=503 duration=\S+ request_id=[0-9a-f]+ rate_limit_wait=\S+( slot_wait=\S+)?` + backoff + ` err="user-instances: HTTP 503 KMS.0101: Internal error. \(request_id=[0-9a-f]+\)"$`
 	}
 	traceLines(t, traceText(t, tr), attempt(1, ""), attempt(2, ` backoff=\S+`), attempt(3, ` backoff=\S+`))
 	srv.ClearFaults()
@@ -76,7 +76,7 @@ func TestTraceRecordsAttemptsRetriesAndPause(t *testing.T) {
 	}
 	until := clk.Now().Add(kmsapi.DefaultAuthPauseMin).UTC().Format(time.RFC3339)
 	traceLines(t, traceText(t, tr),
-		`^at=\S+ endpoint=user-quotas attempt=1 method=GET url=\S+ status=401 duration=\S+ request_id=\S+ rate_limit_wait=\S+ err="user-quotas: HTTP 401 APIGW.0301: .*"$`,
+		`^at=\S+ endpoint=user-quotas attempt=1 method=GET url=\S+ status=401 duration=\S+ request_id=\S+ rate_limit_wait=\S+( slot_wait=\S+)? err="user-quotas: HTTP 401 APIGW.0301: .*"$`,
 		`^at=\S+ msg="user-instances: not sent: credential fake paused until `+until+` after user-quotas: HTTP 401 APIGW.0301: .*"$`)
 	gotUntil, cause, paused := c.Credential().PausedUntil()
 	if !paused || gotUntil.UTC().Format(time.RFC3339) != until || cause == nil || cause.StatusCode != 401 {
