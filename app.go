@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"fmt"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -16,7 +15,6 @@ import (
 
 	"github.com/kms-exporter/kms_exporter/collector"
 	"github.com/kms-exporter/kms_exporter/config"
-	"github.com/kms-exporter/kms_exporter/kmsapi"
 	"github.com/kms-exporter/kms_exporter/kmsapi/kmsfake"
 )
 
@@ -45,18 +43,7 @@ type loaded struct {
 	cfg     *config.Config
 	exp     *collector.Exporter
 	landing http.Handler
-	creds   map[credentialKey]*kmsapi.Credential
-}
-
-// credentialKey is everything a kmsapi.Credential is built from. A reload
-// keeps the Credential of an unchanged key, and with it the pause after an
-// authentication failure (else every reload would let one more request try
-// a wrong secret, and five lock the AK), cached tokens and the rate limit.
-type credentialKey struct {
-	name        string
-	cred        config.Credential // IAM taken out: a pointer
-	iam         config.IAMUser
-	iamEndpoint string
+	creds   *config.Credentials
 }
 
 func newApp(s *settings, logger log.Logger, getenv func(string) string) (*app, error) {
@@ -136,58 +123,22 @@ func singleTargetConfig(s *settings, getenv func(string) string) (*config.Config
 }
 
 // build turns a config into an Exporter: one kmsapi.Credential per named
-// credential, shared by its targets (one rate limit and one auth pause each).
+// credential, shared by its targets (one rate limit and one auth pause
+// each), kept from the config in force while its settings are unchanged.
 func (a *app) build(cfg *config.Config) (*loaded, error) {
-	var previous map[credentialKey]*kmsapi.Credential
+	var previous *config.Credentials
 	if cur := a.cur.Load(); cur != nil {
 		previous = cur.creds
 	}
-	creds := map[string]*kmsapi.Credential{}
-	kept := map[credentialKey]*kmsapi.Credential{}
-	for _, name := range cfg.CredentialNames() {
-		c := cfg.Credentials[name]
-		iamEndpoint := c.IAMEndpoint
-		if iamEndpoint == "" {
-			iamEndpoint = a.s.iamEndpoint
-		}
-		key := credentialKey{name: name, cred: *c, iamEndpoint: iamEndpoint}
-		key.cred.IAM = nil
-		if c.IAM != nil {
-			key.iam = *c.IAM
-		}
-		if cred, ok := previous[key]; ok {
-			creds[name], kept[key] = cred, cred
-			continue
-		}
-		var auth kmsapi.Authenticator
-		switch c.Kind() {
-		case config.KindAKSK:
-			auth = kmsapi.NewAKSK(c.AccessKey, string(c.SecretKey), string(c.SecurityToken))
-		case config.KindIAM:
-			auth = kmsapi.NewIAMPassword(kmsapi.IAMPasswordOptions{
-				IAMEndpoint: iamEndpoint,
-				DomainName:  c.IAM.DomainName,
-				UserName:    c.IAM.UserName,
-				Password:    string(c.IAM.Password),
-			})
-		case config.KindECSMetadata:
-			auth = kmsapi.NewECSMetadata(kmsapi.ECSMetadataOptions{Endpoint: c.MetadataEndpoint})
-		default:
-			return nil, fmt.Errorf("credentials.%s: no secret", name)
-		}
-		cred, err := kmsapi.NewCredential(kmsapi.CredentialOptions{
-			Name:              name,
-			Auth:              auth,
-			IAMEndpoint:       iamEndpoint,
-			RequestsPerSecond: a.s.rps,
-			Concurrency:       a.s.concurrency,
-			HTTPClient:        a.httpClient,
-			Observer:          a.api.Observe,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("credentials.%s: %w", name, err)
-		}
-		creds[name], kept[key] = cred, cred
+	creds, err := config.BuildCredentials(cfg, previous, config.BuildOptions{
+		IAMEndpoint:       a.s.iamEndpoint,
+		RequestsPerSecond: a.s.rps,
+		Concurrency:       a.s.concurrency,
+		HTTPClient:        a.httpClient,
+		Observer:          a.api.Observe,
+	})
+	if err != nil {
+		return nil, err
 	}
 	targets := make([]collector.Target, 0, len(cfg.Targets))
 	for _, t := range cfg.Targets {
@@ -196,7 +147,7 @@ func (a *app) build(cfg *config.Config) (*loaded, error) {
 			Region:     t.Region,
 			ProjectID:  t.ProjectID,
 			Endpoint:   t.KMSEndpoint,
-			Credential: creds[t.Credentials],
+			Credential: creds.Get(t.Credentials),
 			TagKeys:    t.TagKeys,
 		})
 	}
@@ -215,7 +166,7 @@ func (a *app) build(cfg *config.Config) (*loaded, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &loaded{cfg: cfg, exp: exp, landing: landing, creds: kept}, nil
+	return &loaded{cfg: cfg, exp: exp, landing: landing, creds: creds}, nil
 }
 
 // reload reads and builds the config and puts it in force. On failure the
