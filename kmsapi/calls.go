@@ -23,7 +23,7 @@ func (c *Credential) LookupProject(ctx context.Context, region string) (string, 
 	if l, ok := c.opts.Auth.(projectLooker); ok {
 		var id string
 		_, err := c.run(ctx, EndpointIAMToken, func(ctx context.Context) attempt {
-			if err := c.limiter.Wait(ctx); err != nil {
+			if _, err := c.waitLimit(ctx); err != nil {
 				return attempt{err: &Error{Endpoint: EndpointIAMToken, Err: err}}
 			}
 			var err error

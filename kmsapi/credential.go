@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/common/version"
@@ -97,6 +98,7 @@ type Credential struct {
 	limiter *rate.Limiter
 	sem     chan struct{}
 	gate    gate
+	waited  atomic.Int64 // nanoseconds spent in the rate limiter
 }
 
 // NewCredential builds a Credential.
@@ -260,16 +262,15 @@ func (c *Credential) send(ctx context.Context, r *request) (res attempt) {
 	call := &callInfo{endpoint: r.endpoint, method: r.method, url: r.url}
 	defer func() { res.call = call }()
 	fail := func(err error) attempt { return attempt{err: &Error{Endpoint: r.endpoint, Err: err}} }
-	waited := time.Now()
-	err := c.limiter.Wait(ctx)
-	call.rateWait = time.Since(waited)
+	rateWait, err := c.waitLimit(ctx)
+	call.rateWait = rateWait
 	if err != nil {
 		if ctx.Err() != nil {
 			err = ctx.Err()
 		}
 		return fail(err)
 	}
-	waited = time.Now()
+	waited := time.Now()
 	select {
 	case c.sem <- struct{}{}:
 		call.slotWait = time.Since(waited)

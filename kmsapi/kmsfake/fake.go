@@ -24,15 +24,32 @@ type Scenario struct {
 	Agency *AccessKey
 	// CrossRegions is the answer of GET /v2/{project_id}/kms/regions (same for every project).
 	CrossRegions []string
+	// OtherProjects are IAM projects without KMS (e.g. "MOS"): listed by
+	// GET /v3/auth/projects, refused (403 KMS.0321) by KMS.
+	OtherProjects []IAMProject
 }
 
 // Project is one IAM project (one region) of the account.
 type Project struct {
-	ID        string
-	Region    string // the IAM project name
+	ID     string
+	Region string
+	// Name is the IAM project name: "" for a region project (named Region),
+	// or a sub-project's name such as "cn-north-4_payments".
+	Name      string
 	Quotas    []kmsapi.Quota
 	Instances int64 // answer of user-instances
 	Keys      []kmsapi.Key
+}
+
+// IAMProject is a project IAM lists that is not a KMS Project.
+type IAMProject struct{ ID, Name string }
+
+// IAMName is the project's IAM name: Name, else Region.
+func (p Project) IAMName() string {
+	if p.Name != "" {
+		return p.Name
+	}
+	return p.Region
 }
 
 // AccessKey is an AK/SK pair; SecurityToken is set for temporary credentials.

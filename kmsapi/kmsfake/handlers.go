@@ -77,6 +77,8 @@ func (s *Server) serve(rw *responder, r *http.Request, rt route) {
 		s.regions(rw, r)
 	case kmsapi.EndpointIAMProjects:
 		s.listProjects(rw, r)
+	case kmsapi.EndpointIAMProjectList:
+		s.listAuthProjects(rw, r)
 	}
 }
 
@@ -347,6 +349,7 @@ func (s *Server) issueToken(rw *responder, body []byte) {
 			} `json:"identity"`
 			Scope struct {
 				Project *iamProject `json:"project"`
+				Domain  *iamDomain  `json:"domain"`
 			} `json:"scope"`
 		} `json:"auth"`
 	}
@@ -372,28 +375,20 @@ func (s *Server) issueToken(rw *responder, body []byte) {
 		rw.iamError(http.StatusUnauthorized, "Unauthorized", "The username or password is wrong.")
 		return
 	}
-	sc := req.Auth.Scope.Project
-	if sc == nil || (sc.ID == "" && sc.Name == "") {
-		rw.iamError(http.StatusBadRequest, "Bad Request", "A project scope (id or name) is required.")
+	p, ok := s.tokenScope(rw, req.Auth.Scope.Project, req.Auth.Scope.Domain, u.Domain.Name)
+	if !ok {
 		return
 	}
-	var found []*project
-	for _, p := range s.order {
-		if (sc.ID != "" && p.ID == sc.ID) || (sc.ID == "" && p.Region == sc.Name) {
-			found = append(found, p)
-		}
-	}
-	if len(found) != 1 {
-		rw.iamError(http.StatusUnauthorized, "Unauthorized", "The request you have made requires authentication: unknown or ambiguous project.")
-		return
-	}
-	p := found[0]
 
 	tok := "MIIFake" + randomHex(48)
 	s.mu.Lock()
 	now := s.now()
 	expires := now.Add(s.tokenTTL)
-	s.tokens[tok] = &token{projectID: p.ID, user: u.Domain.Name + "/" + u.Name, expires: expires}
+	t := &token{user: u.Domain.Name + "/" + u.Name, expires: expires}
+	if p != nil {
+		t.projectID = p.ID
+	}
+	s.tokens[tok] = t
 	s.mu.Unlock()
 
 	type named struct {
@@ -401,17 +396,48 @@ func (s *Server) issueToken(rw *responder, body []byte) {
 		Name   string    `json:"name"`
 		Domain iamDomain `json:"domain"`
 	}
-	resp := map[string]any{"token": map[string]any{
+	answer := map[string]any{
 		"expires_at": expires.UTC().Format(iamTimeFmt),
 		"issued_at":  now.UTC().Format(iamTimeFmt),
 		"methods":    []string{"password"},
-		"project":    named{p.ID, p.Region, iamDomain{s.domainID, u.Domain.Name}},
 		"user":       named{userID(u.Domain.Name, u.Name), u.Name, iamDomain{s.domainID, u.Domain.Name}},
 		"roles":      []map[string]string{{"id": "0", "name": "kms_adm"}},
 		"catalog":    []any{},
-	}}
+	}
+	if p != nil {
+		answer["project"] = named{p.ID, p.IAMName(), iamDomain{s.domainID, u.Domain.Name}}
+	} else {
+		answer["domain"] = iamDomain{s.domainID, u.Domain.Name}
+	}
 	rw.w.Header().Set("X-Subject-Token", tok)
-	rw.json(http.StatusCreated, resp)
+	rw.json(http.StatusCreated, map[string]any{"token": answer})
+}
+
+// tokenScope finds the project a token is asked for; nil for a token
+// scoped to the user's own domain.
+func (s *Server) tokenScope(rw *responder, sc *iamProject, domain *iamDomain, userDomain string) (*project, bool) {
+	if sc == nil && domain != nil {
+		if domain.Name != userDomain && (domain.ID == "" || domain.ID != s.domainID) {
+			rw.iamError(http.StatusUnauthorized, "Unauthorized", "The request you have made requires authentication: not the user's domain.")
+			return nil, false
+		}
+		return nil, true
+	}
+	if sc == nil || (sc.ID == "" && sc.Name == "") {
+		rw.iamError(http.StatusBadRequest, "Bad Request", "A project or domain scope is required.")
+		return nil, false
+	}
+	var found []*project
+	for _, p := range s.order {
+		if (sc.ID != "" && p.ID == sc.ID) || (sc.ID == "" && p.IAMName() == sc.Name) {
+			found = append(found, p)
+		}
+	}
+	if len(found) != 1 {
+		rw.iamError(http.StatusUnauthorized, "Unauthorized", "The request you have made requires authentication: unknown or ambiguous project.")
+		return nil, false
+	}
+	return found[0], true
 }
 
 func (s *Server) listProjects(rw *responder, r *http.Request) {
@@ -427,8 +453,8 @@ func (s *Server) listProjects(rw *responder, r *http.Request) {
 	}
 	out := []proj{}
 	for _, p := range s.order {
-		if name == "" || p.Region == name {
-			out = append(out, proj{p.ID, p.Region, s.domainID, s.domainID, "", true, false})
+		if name == "" || p.IAMName() == name {
+			out = append(out, proj{p.ID, p.IAMName(), s.domainID, s.domainID, "", true, false})
 		}
 	}
 	rw.json(http.StatusOK, map[string]any{

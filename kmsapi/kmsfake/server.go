@@ -31,6 +31,7 @@ import (
 //	GET  /v2/{project_id}/kms/regions
 //	POST /v3/auth/tokens
 //	GET  /v3/projects
+//	GET  /v3/auth/projects
 //	PUT  /meta-data/latest/api/token
 //	GET  /openstack/latest/securitykey
 //
@@ -52,7 +53,11 @@ import (
 //   - Faults act before authentication: Status, ThrottleRate, Malformed and
 //     HugeBody answer any request; Truncated cuts the real successful answer.
 //     A Hang or Latency cut short by Close drops the connection unanswered.
-//   - The rate limit counts authenticated KMS and /v3/projects requests per
+//   - GET /v3/auth/projects lists Projects then OtherProjects, in pages
+//     of SetProjectPageSize linked by links.next (?marker=<last id>).
+//   - Tokens may be scoped to the domain (no project): KMS refuses them
+//     (403 KMS.0321), IAM project listings accept them.
+//   - The rate limit counts authenticated KMS and IAM project requests per
 //     AK or IAM user, on the fake's clock, with a burst of one second's worth.
 type Server struct {
 	ts        *httptest.Server
@@ -69,6 +74,7 @@ type Server struct {
 	users        []User
 	agency       *AccessKey
 	crossRegions []string
+	others       []IAMProject
 	domainID     string
 	domainName   string
 
@@ -83,6 +89,7 @@ type Server struct {
 	metaTokens  map[string]time.Time
 	rps         float64
 	limiters    map[string]*rate.Limiter
+	projectPage int // GET /v3/auth/projects page size; 0: one page
 	now         func() time.Time
 }
 
@@ -120,6 +127,7 @@ func newServer(sc Scenario) *Server {
 		aks:          map[string]AccessKey{},
 		users:        append([]User(nil), sc.Users...),
 		crossRegions: append([]string(nil), sc.CrossRegions...),
+		others:       append([]IAMProject(nil), sc.OtherProjects...),
 		faults:       map[string]Fault{},
 		throttleAcc:  map[string]float64{},
 		counts:       map[string]int{},
@@ -330,6 +338,8 @@ func classify(r *http.Request) route {
 		return rt
 	case p == "/v3/auth/tokens":
 		return route{endpoint: kmsapi.EndpointIAMToken, known: m == http.MethodPost}
+	case p == "/v3/auth/projects":
+		return route{endpoint: kmsapi.EndpointIAMProjectList, known: m == http.MethodGet}
 	case p == "/v3/projects":
 		return route{endpoint: kmsapi.EndpointIAMProjects, known: m == http.MethodGet}
 	case p == "/meta-data/latest/api/token":

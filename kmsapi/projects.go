@@ -1,0 +1,103 @@
+package kmsapi
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+)
+
+// EndpointIAMProjectList names GET /v3/auth/projects, the listing of every
+// project the credential may use.
+const EndpointIAMProjectList = "iam-project-list"
+
+// maxProjectPages bounds the paging of ListProjects against a links.next
+// that never ends.
+var maxProjectPages = 100
+
+// Project is an IAM project the credential may use: a region project
+// ("cn-north-4"), a sub-project ("cn-north-4_payments") or a project without
+// KMS ("MOS").
+type Project struct {
+	ID       string
+	Name     string
+	DomainID string
+	ParentID string
+	Enabled  bool // true when the API leaves it out
+}
+
+// ListProjects lists the projects the credential may use:
+// GET {iam}/v3/auth/projects, signed (or with an IAM token scoped to the
+// domain), following links.next. A next link to another host than the IAM
+// endpoint is refused: the request would carry the credential's token there.
+func (c *Credential) ListProjects(ctx context.Context) ([]Project, error) {
+	base, err := url.Parse(c.opts.IAMEndpoint)
+	if err != nil {
+		return nil, &Error{Endpoint: EndpointIAMProjectList, Err: err}
+	}
+	next := c.opts.IAMEndpoint + "/v3/auth/projects"
+	var all []Project
+	seen := map[string]bool{}
+	for range maxProjectPages {
+		body, err := c.do(ctx, &request{endpoint: EndpointIAMProjectList, method: http.MethodGet, url: next})
+		if err != nil {
+			return nil, err
+		}
+		page, link, err := decodeProjectList(body)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range page {
+			if !seen[p.ID] {
+				seen[p.ID] = true
+				all = append(all, p)
+			}
+		}
+		if link == "" || len(page) == 0 {
+			if all == nil {
+				all = []Project{}
+			}
+			return all, nil
+		}
+		u, err := base.Parse(link)
+		if err != nil || u.Scheme != base.Scheme || u.Host != base.Host {
+			return nil, decodeError(EndpointIAMProjectList, http.StatusOK, "links.next %q is not on the IAM endpoint %s", link, c.opts.IAMEndpoint)
+		}
+		next = u.String()
+	}
+	return nil, decodeError(EndpointIAMProjectList, http.StatusOK, "more than %d pages of projects", maxProjectPages)
+}
+
+// decodeProjectList reads one page of GET /v3/auth/projects and its
+// links.next ("" when absent or null).
+func decodeProjectList(body []byte) ([]Project, string, error) {
+	var w struct {
+		Projects *[]struct {
+			ID       string `json:"id"`
+			Name     string `json:"name"`
+			DomainID string `json:"domain_id"`
+			ParentID string `json:"parent_id"`
+			Enabled  *bool  `json:"enabled"`
+		} `json:"projects"`
+		Links struct {
+			Next *string `json:"next"`
+		} `json:"links"`
+	}
+	if err := unmarshal(EndpointIAMProjectList, body, &w); err != nil {
+		return nil, "", err
+	}
+	if w.Projects == nil {
+		return nil, "", decodeError(EndpointIAMProjectList, http.StatusOK, "response lacks projects")
+	}
+	out := make([]Project, 0, len(*w.Projects))
+	for _, p := range *w.Projects {
+		out = append(out, Project{
+			ID: p.ID, Name: p.Name, DomainID: p.DomainID, ParentID: p.ParentID,
+			Enabled: p.Enabled == nil || *p.Enabled,
+		})
+	}
+	next := ""
+	if w.Links.Next != nil {
+		next = *w.Links.Next
+	}
+	return out, next, nil
+}

@@ -1,0 +1,34 @@
+package kmsapi
+
+import (
+	"slices"
+	"strings"
+)
+
+// kmsRegions are the regions the official SDK knows a KMS endpoint for. An
+// IAM project named after one of them (or a sub-project of one) has KMS.
+var kmsRegions = []string{
+	"af-south-1", "ae-ad-1",
+	"ap-southeast-1", "ap-southeast-2", "ap-southeast-3", "ap-southeast-4",
+	"cn-east-2", "cn-east-3", "cn-north-1", "cn-north-2", "cn-north-4", "cn-north-9",
+	"cn-south-1", "cn-south-2", "cn-southwest-2",
+	"eu-west-101", "la-north-2", "la-south-2", "na-mexico-1", "sa-brazil-1", "tr-west-1",
+}
+
+// KMSRegions returns the regions with a KMS endpoint, sorted.
+func KMSRegions() []string {
+	r := slices.Clone(kmsRegions)
+	slices.Sort(r)
+	return r
+}
+
+// IsKMSRegion reports whether region has a KMS endpoint.
+func IsKMSRegion(region string) bool { return slices.Contains(kmsRegions, region) }
+
+// ProjectRegion is the region of an IAM project name: the name itself for a
+// region project ("cn-north-4"), the part before the first "_" for a
+// sub-project ("cn-north-4_payments").
+func ProjectRegion(projectName string) string {
+	region, _, _ := strings.Cut(projectName, "_")
+	return region
+}
