@@ -18,31 +18,50 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
 
+	"github.com/kms-exporter/kms_exporter/internal/flight"
 	"github.com/kms-exporter/kms_exporter/kmsapi"
 )
 
-// Collector names: the `collector` label and the --collector.<name> flags.
-const (
-	Quotas    = "quotas"
-	Instances = "instances"
-	Keys      = "keys"
-	Regions   = "regions"
-)
-
-// All lists every collector, in the order they are reported.
-var All = []string{Quotas, Instances, Keys, Regions}
-
-// endpoints names the API endpoint each collector calls.
-var endpoints = map[string]string{
-	Quotas:    kmsapi.EndpointQuotas,
-	Instances: kmsapi.EndpointInstances,
-	Keys:      kmsapi.EndpointResourceInstances,
-	Regions:   kmsapi.EndpointRegions,
+// collector is one API endpoint turned into metrics. Each lives in a file of
+// its own and is listed once in factories.
+type collector interface {
+	// name is the `collector` label value and the --collector.<name> flag.
+	name() string
+	// endpoint is the kmsapi.Endpoint* that fetch calls, named in logs.
+	endpoint() string
+	// reuse is how long a successful fetch is served again (0: never).
+	reuse() time.Duration
+	// describe sends every Desc the emitted metrics use.
+	describe(ch chan<- *prometheus.Desc)
+	// fetch calls the API for one target. What it returns is cached and
+	// may be emitted by many scrapes: it must not change once returned.
+	fetch(ctx context.Context, client *kmsapi.Client, t *Target) (emitFunc, error)
 }
 
-// DefaultRegionsTTL is how long the cross-region list is reused: it changes
-// when Huawei Cloud opens a region, not between scrapes.
-const DefaultRegionsTTL = time.Hour
+// emitFunc sends a fetched result's metrics through gauge.
+type emitFunc func(gauge gaugeFunc)
+
+// gaugeFunc sends one gauge of the target; region and project_id come first
+// and are added by the caller, labels are the desc's own ones.
+type gaugeFunc func(desc *prometheus.Desc, v float64, labels ...string)
+
+// factories builds every collector, in the order they are reported. Adding a
+// collector is adding a file and a line here.
+var factories = []func(Options) collector{
+	newQuotas,
+	newInstances,
+	newKeys,
+	newRegions,
+}
+
+// All lists every collector name, in the order they are reported.
+var All = func() []string {
+	names := make([]string, len(factories))
+	for i, f := range factories {
+		names[i] = f(Options{}).name()
+	}
+	return names
+}()
 
 // Target is one project in one region.
 type Target struct {
@@ -76,18 +95,18 @@ type Options struct {
 
 // Exporter scrapes a fixed set of targets. It is safe for concurrent scrapes.
 type Exporter struct {
-	opts    Options
-	logger  log.Logger
-	now     func() time.Time
-	enabled []string
-	ttl     map[string]time.Duration
-	targets []*target
-	byName  map[string]*target
-	d       descs
+	logger     log.Logger
+	now        func() time.Time
+	collectors []collector // every collector, for Describe
+	enabled    []collector
+	targets    []*target
+	byName     map[string]*target
+	up         *prometheus.Desc
+	success    *prometheus.Desc
+	duration   *prometheus.Desc
 
-	mu      sync.Mutex
-	cache   map[string]cached
-	flights map[string]*flight
+	results *results
+	lookups flight.Group[string, string] // project lookups, by target name
 }
 
 type target struct {
@@ -99,12 +118,12 @@ type target struct {
 // New builds an Exporter. Target names must be unique.
 func New(targets []Target, o Options) (*Exporter, error) {
 	e := &Exporter{
-		opts:    o,
-		logger:  o.Logger,
-		now:     o.Now,
-		byName:  map[string]*target{},
-		cache:   map[string]cached{},
-		flights: map[string]*flight{},
+		logger:   o.Logger,
+		now:      o.Now,
+		byName:   map[string]*target{},
+		up:       newDesc("kms_up", "1 if the target authenticated and at least one collector succeeded.", 0),
+		success:  newDesc("kms_scrape_collector_success", "1 if the collector succeeded in this scrape, 0 if it failed.", 0, "collector"),
+		duration: newDesc("kms_scrape_collector_duration_seconds", "Wall time of the collector in this scrape.", 0, "collector"),
 	}
 	if e.logger == nil {
 		e.logger = log.NewNopLogger()
@@ -112,28 +131,24 @@ func New(targets []Target, o Options) (*Exporter, error) {
 	if e.now == nil {
 		e.now = time.Now
 	}
-	e.enabled = o.Collectors
-	if e.enabled == nil {
-		e.enabled = All
+	e.results = newResults(e.now)
+	byName := map[string]collector{}
+	for _, f := range factories {
+		c := f(o)
+		e.collectors = append(e.collectors, c)
+		byName[c.name()] = c
 	}
-	for _, c := range e.enabled {
-		switch c {
-		case Quotas, Instances, Keys, Regions:
-		default:
-			return nil, fmt.Errorf("unknown collector %q", c)
+	e.enabled = e.collectors
+	if o.Collectors != nil {
+		e.enabled = nil
+		for _, name := range o.Collectors {
+			c, ok := byName[name]
+			if !ok {
+				return nil, fmt.Errorf("unknown collector %q", name)
+			}
+			e.enabled = append(e.enabled, c)
 		}
 	}
-	regionsTTL := o.RegionsTTL
-	if regionsTTL == 0 {
-		regionsTTL = DefaultRegionsTTL
-	}
-	e.ttl = map[string]time.Duration{
-		Quotas:    o.CacheTTL,
-		Instances: o.CacheTTL,
-		Keys:      max(o.CacheTTL, o.KeysRefreshInterval),
-		Regions:   max(o.CacheTTL, regionsTTL),
-	}
-	e.d = newDescs(e.ttl)
 	for _, t := range targets {
 		if t.Name == "" || t.Region == "" || t.Credential == nil {
 			return nil, fmt.Errorf("target %q: name, region and credential are required", t.Name)
@@ -149,6 +164,15 @@ func New(targets []Target, o Options) (*Exporter, error) {
 		e.byName[t.Name] = tt
 	}
 	return e, nil
+}
+
+// newDesc builds the Desc of a per-target gauge; reuse > 0 says in HELP how
+// long a value may be served from the cache.
+func newDesc(name, help string, reuse time.Duration, labels ...string) *prometheus.Desc {
+	if reuse > 0 {
+		help += fmt.Sprintf(" Reused for up to %s after a successful fetch.", model.Duration(reuse))
+	}
+	return prometheus.NewDesc(name, help, append([]string{"region", "project_id"}, labels...), nil)
 }
 
 // TargetNames returns the target names in configuration order.
@@ -182,7 +206,14 @@ type scrape struct {
 	targets []*target
 }
 
-func (s *scrape) Describe(ch chan<- *prometheus.Desc) { s.e.d.describe(ch) }
+func (s *scrape) Describe(ch chan<- *prometheus.Desc) {
+	ch <- s.e.up
+	ch <- s.e.success
+	ch <- s.e.duration
+	for _, c := range s.e.collectors {
+		c.describe(ch)
+	}
+}
 
 func (s *scrape) Collect(ch chan<- prometheus.Metric) {
 	c := &collection{scrape: s, seen: map[[2]string]string{}}
@@ -205,41 +236,40 @@ func (s *collection) collectTarget(ch chan<- prometheus.Metric, t *target) {
 	start := time.Now()
 	client, err := e.client(s.ctx, t)
 	if err != nil {
-		e.logFailure(t, "project_lookup", s.ctx, err)
+		e.logFailure(t, "project_lookup", "", s.ctx, err)
 		if !s.claim(t, t.Region, t.ProjectID) {
 			return
 		}
 		dur := time.Since(start).Seconds()
 		for _, c := range e.enabled {
-			e.send(ch, e.d.success, 0, t.Region, t.ProjectID, c)
-			e.send(ch, e.d.duration, dur, t.Region, t.ProjectID, c)
+			e.send(ch, e.success, 0, t.Region, t.ProjectID, c.name())
+			e.send(ch, e.duration, dur, t.Region, t.ProjectID, c.name())
 		}
-		e.send(ch, e.d.up, 0, t.Region, t.ProjectID)
+		e.send(ch, e.up, 0, t.Region, t.ProjectID)
 		return
 	}
 	region, project := client.Region(), client.ProjectID()
 	if !s.claim(t, region, project) {
 		return
 	}
-
 	var ok atomic.Int32
 	var wg sync.WaitGroup
 	for _, c := range e.enabled {
 		wg.Go(func() {
 			begin := time.Now()
-			val, err := e.shared(s.ctx, t.Name+"\x00"+c, e.ttl[c], func(ctx context.Context) (any, error) {
-				return e.fetch(ctx, c, client, t)
+			emit, err := e.results.get(s.ctx, t.Name, c, func(ctx context.Context) (emitFunc, error) {
+				return c.fetch(ctx, client, &t.Target)
 			})
 			success := 0.0
 			if err == nil {
 				ok.Add(1)
 				success = 1
-				e.emit(ch, c, val, region, project)
+				emit(e.gauges(ch, region, project))
 			} else {
-				e.logFailure(t, c, s.ctx, err)
+				e.logFailure(t, c.name(), c.endpoint(), s.ctx, err)
 			}
-			e.send(ch, e.d.success, success, region, project, c)
-			e.send(ch, e.d.duration, time.Since(begin).Seconds(), region, project, c)
+			e.send(ch, e.success, success, region, project, c.name())
+			e.send(ch, e.duration, time.Since(begin).Seconds(), region, project, c.name())
 		})
 	}
 	wg.Wait()
@@ -247,7 +277,7 @@ func (s *collection) collectTarget(ch chan<- prometheus.Metric, t *target) {
 	if ok.Load() > 0 {
 		up = 1
 	}
-	e.send(ch, e.d.up, up, region, project)
+	e.send(ch, e.up, up, region, project)
 }
 
 // claim keeps two targets that resolve to the same project from exporting
@@ -275,13 +305,13 @@ func (e *Exporter) client(ctx context.Context, t *target) (*kmsapi.Client, error
 	}
 	project := t.ProjectID
 	if project == "" {
-		v, err := e.shared(ctx, t.Name+"\x00project", 0, func(ctx context.Context) (any, error) {
+		var err error
+		project, err = e.lookups.Do(ctx, t.Name, func(ctx context.Context) (string, error) {
 			return t.Credential.LookupProject(ctx, t.Region)
 		})
 		if err != nil {
 			return nil, err
 		}
-		project = v.(string)
 	}
 	c, err := kmsapi.NewClient(kmsapi.ClientOptions{Region: t.Region, ProjectID: project, Endpoint: t.Endpoint, Credential: t.Credential})
 	if err != nil {
@@ -295,70 +325,13 @@ func (e *Exporter) client(ctx context.Context, t *target) (*kmsapi.Client, error
 	return t.client, nil
 }
 
-func (e *Exporter) fetch(ctx context.Context, c string, client *kmsapi.Client, t *target) (any, error) {
-	switch c {
-	case Quotas:
-		return client.Quotas(ctx)
-	case Instances:
-		return client.InstanceCount(ctx)
-	case Keys:
-		keys, err := client.ListKeys(ctx, kmsapi.KeyQuery{})
-		if err != nil {
-			return nil, err
-		}
-		return summarizeKeys(keys, t.TagKeys, e.opts.MaxTagSeries), nil
-	case Regions:
-		regions, err := client.Regions(ctx)
-		if err != nil {
-			return nil, err
-		}
-		return sortedUnique(regions), nil
-	}
-	return nil, fmt.Errorf("unknown collector %q", c)
-}
-
-func (e *Exporter) emit(ch chan<- prometheus.Metric, c string, val any, region, project string) {
-	d := &e.d
+// gauges returns the gaugeFunc of one target's series.
+func (e *Exporter) gauges(ch chan<- prometheus.Metric, region, project string) gaugeFunc {
 	// NewConstMetric copies the label values: one buffer serves every series.
 	lv := make([]string, 2, 4)
 	lv[0], lv[1] = region, project
-	gauge := func(desc *prometheus.Desc, v float64, labels ...string) {
+	return func(desc *prometheus.Desc, v float64, labels ...string) {
 		e.send(ch, desc, v, append(lv[:2], labels...)...)
-	}
-	switch c {
-	case Quotas:
-		seen := map[string]bool{}
-		for _, q := range val.([]kmsapi.Quota) {
-			r := validUTF8(q.Resource)
-			if seen[r] {
-				continue
-			}
-			seen[r] = true
-			gauge(d.quotaLimit, float64(q.Limit), r)
-			gauge(d.quotaUsed, float64(q.Used), r)
-		}
-	case Instances:
-		gauge(d.instances, float64(val.(int64)))
-	case Keys:
-		s := val.(*keySummary)
-		for i, name := range stateNames {
-			if i == unknownState && s.states[i] == 0 {
-				continue
-			}
-			gauge(d.keys, s.states[i], name)
-		}
-		gauge(d.defaultKeys, s.defaults)
-		for _, tc := range s.tags {
-			gauge(d.keysByTag, tc.n, tc.key, tc.value)
-		}
-		gauge(d.tagDropped, s.dropped)
-		for _, del := range s.deletions {
-			gauge(d.deletion, del.at, del.id, del.alias)
-		}
-	case Regions:
-		for _, r := range val.([]string) {
-			gauge(d.crossRegion, 1, r)
-		}
 	}
 }
 
@@ -375,7 +348,7 @@ func (e *Exporter) send(ch chan<- prometheus.Metric, desc *prometheus.Desc, v fl
 
 // logFailure writes one line per failed collector, with what an operator
 // needs to look the call up: never a secret (kmsapi.Error holds none).
-func (e *Exporter) logFailure(t *target, collector string, scrapeCtx context.Context, err error) {
+func (e *Exporter) logFailure(t *target, collector, endpoint string, scrapeCtx context.Context, err error) {
 	if scrapeCtx.Err() != nil && errors.Is(err, scrapeCtx.Err()) {
 		err = fmt.Errorf("scrape deadline reached: %w", err)
 	}
@@ -383,48 +356,11 @@ func (e *Exporter) logFailure(t *target, collector string, scrapeCtx context.Con
 	var ae *kmsapi.Error
 	if errors.As(err, &ae) {
 		kv = append(kv, "endpoint", ae.Endpoint, "status", ae.StatusCode, "error_code", ae.Code, "request_id", ae.RequestID)
-	} else if ep := endpoints[collector]; ep != "" {
+	} else if endpoint != "" {
 		// No answer to tell (e.g. the deadline passed while waiting): the
 		// endpoint that did not answer still helps.
-		kv = append(kv, "endpoint", ep)
+		kv = append(kv, "endpoint", endpoint)
 	}
 	kv = append(kv, "err", err)
 	level.Error(e.logger).Log(kv...)
-}
-
-type descs struct {
-	up, success, duration                              *prometheus.Desc
-	quotaLimit, quotaUsed, instances                   *prometheus.Desc
-	keys, defaultKeys, keysByTag, tagDropped, deletion *prometheus.Desc
-	crossRegion                                        *prometheus.Desc
-}
-
-func newDescs(ttl map[string]time.Duration) descs {
-	desc := func(name, help string, reuse time.Duration, labels ...string) *prometheus.Desc {
-		if reuse > 0 {
-			help += fmt.Sprintf(" Reused for up to %s after a successful fetch.", model.Duration(reuse))
-		}
-		return prometheus.NewDesc(name, help, append([]string{"region", "project_id"}, labels...), nil)
-	}
-	return descs{
-		up:          desc("kms_up", "1 if the target authenticated and at least one collector succeeded.", 0),
-		success:     desc("kms_scrape_collector_success", "1 if the collector succeeded in this scrape, 0 if it failed.", 0, "collector"),
-		duration:    desc("kms_scrape_collector_duration_seconds", "Wall time of the collector in this scrape.", 0, "collector"),
-		quotaLimit:  desc("kms_quota_limit", "KMS quota of the resource (user-quotas quota).", ttl[Quotas], "resource"),
-		quotaUsed:   desc("kms_quota_used", "KMS quota of the resource in use (user-quotas used).", ttl[Quotas], "resource"),
-		instances:   desc("kms_cmk_instances", "Number of customer master keys, default keys excluded (user-instances instance_num).", ttl[Instances]),
-		keys:        desc("kms_keys", "Number of keys by key state.", ttl[Keys], "state"),
-		defaultKeys: desc("kms_default_keys", "Number of default master keys created by cloud services.", ttl[Keys]),
-		keysByTag:   desc("kms_keys_by_tag", "Number of keys carrying the tag (allowed tag keys only, capped per target).", ttl[Keys], "tag_key", "tag_value"),
-		tagDropped:  desc("kms_keys_by_tag_dropped_series", "Number of kms_keys_by_tag series not exported because of the cap.", ttl[Keys]),
-		deletion:    desc("kms_key_scheduled_deletion_timestamp_seconds", "When the key pending deletion will be deleted, in Unix seconds.", ttl[Keys], "key_id", "key_alias"),
-		crossRegion: desc("kms_cross_region_info", "1 for every region that cross-region keys support.", ttl[Regions], "supported_region"),
-	}
-}
-
-func (d *descs) describe(ch chan<- *prometheus.Desc) {
-	for _, x := range []*prometheus.Desc{d.up, d.success, d.duration, d.quotaLimit, d.quotaUsed, d.instances,
-		d.keys, d.defaultKeys, d.keysByTag, d.tagDropped, d.deletion, d.crossRegion} {
-		ch <- x
-	}
 }

@@ -441,30 +441,6 @@ kms_scrape_collector_success{collector="regions",project_id="p1",region="cn-nort
 	}
 }
 
-func TestConcurrentScrapesShareOneFetch(t *testing.T) {
-	f := newFixture(t)
-	e := f.exporter(t, []Target{f.target(f.aksk(t))}, Options{})
-	// Slow answers keep every fetch in flight while the scrapes pile up.
-	f.fake.SetFault("", kmsfake.Fault{Latency: 300 * time.Millisecond})
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for range 20 {
-		wg.Go(func() {
-			<-start
-			if n := testutil.CollectAndCount(e.Collector(context.Background()), "kms_up"); n != 1 {
-				t.Errorf("%d kms_up series", n)
-			}
-		})
-	}
-	close(start)
-	wg.Wait()
-	// 20 scrapes started together; without sharing there would be up to 20
-	// calls per endpoint. Late starters may begin a second round, never 20.
-	if n := f.fake.Requests(kmsapi.EndpointQuotas); n < 1 || n > 3 {
-		t.Errorf("user-quotas requests = %d, want 1 (shared)", n)
-	}
-}
-
 func TestTwoTargetsSameProjectExportOnce(t *testing.T) {
 	f := newFixture(t)
 	cred := f.aksk(t)

@@ -1,11 +1,75 @@
 package collector
 
 import (
+	"context"
 	"sort"
 	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kms-exporter/kms_exporter/kmsapi"
 )
+
+// Keys exports the resource_instances endpoint: the keys, counted by state,
+// default flag and tag, and the keys pending deletion.
+const Keys = "keys"
+
+type keysCollector struct {
+	ttl     time.Duration
+	maxTags int
+
+	keys, defaults, byTag, dropped, deletion *prometheus.Desc
+}
+
+func newKeys(o Options) collector {
+	ttl := max(o.CacheTTL, o.KeysRefreshInterval)
+	return &keysCollector{
+		ttl:      ttl,
+		maxTags:  o.MaxTagSeries,
+		keys:     newDesc("kms_keys", "Number of keys by key state.", ttl, "state"),
+		defaults: newDesc("kms_default_keys", "Number of default master keys created by cloud services.", ttl),
+		byTag:    newDesc("kms_keys_by_tag", "Number of keys carrying the tag (allowed tag keys only, capped per target).", ttl, "tag_key", "tag_value"),
+		dropped:  newDesc("kms_keys_by_tag_dropped_series", "Number of kms_keys_by_tag series not exported because of the cap.", ttl),
+		deletion: newDesc("kms_key_scheduled_deletion_timestamp_seconds", "When the key pending deletion will be deleted, in Unix seconds.", ttl, "key_id", "key_alias"),
+	}
+}
+
+func (*keysCollector) name() string           { return Keys }
+func (*keysCollector) endpoint() string       { return kmsapi.EndpointResourceInstances }
+func (c *keysCollector) reuse() time.Duration { return c.ttl }
+
+func (c *keysCollector) describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.keys, c.defaults, c.byTag, c.dropped, c.deletion} {
+		ch <- d
+	}
+}
+
+func (c *keysCollector) fetch(ctx context.Context, client *kmsapi.Client, t *Target) (emitFunc, error) {
+	keys, err := client.ListKeys(ctx, kmsapi.KeyQuery{})
+	if err != nil {
+		return nil, err
+	}
+	s := summarizeKeys(keys, t.TagKeys, c.maxTags)
+	return func(gauge gaugeFunc) { c.emit(gauge, s) }, nil
+}
+
+func (c *keysCollector) emit(gauge gaugeFunc, s *keySummary) {
+	for i, name := range stateNames {
+		if i == unknownState && s.states[i] == 0 {
+			continue
+		}
+		gauge(c.keys, s.states[i], name)
+	}
+	gauge(c.defaults, s.defaults)
+	for _, tc := range s.tags {
+		gauge(c.byTag, tc.n, tc.key, tc.value)
+	}
+	gauge(c.dropped, s.dropped)
+	for _, del := range s.deletions {
+		gauge(c.deletion, del.at, del.id, del.alias)
+	}
+}
 
 // keySummary is everything the keys collector exports, derived from one
 // listing in one pass. It is what the cache holds, so a cached scrape costs
@@ -133,21 +197,3 @@ func tagAllowed(allowed []string, key string) bool {
 
 // validUTF8 replaces invalid bytes; it does not allocate for valid input.
 func validUTF8(s string) string { return strings.ToValidUTF8(s, "\uFFFD") }
-
-// sortedUnique sorts names, drops duplicates and makes them valid label values.
-func sortedUnique(names []string) []string {
-	out := make([]string, 0, len(names))
-	for _, n := range names {
-		out = append(out, validUTF8(n))
-	}
-	sort.Strings(out)
-	w := 0
-	for i, n := range out {
-		if i > 0 && n == out[w-1] {
-			continue
-		}
-		out[w] = n
-		w++
-	}
-	return out[:w]
-}

@@ -2,82 +2,71 @@ package collector
 
 import (
 	"context"
+	"sync"
 	"time"
+
+	"github.com/kms-exporter/kms_exporter/internal/flight"
 )
 
-// The exporter's fetches go through shared(): concurrent scrapes of one
-// target and collector wait on a single in-flight fetch, and a successful
-// result younger than its TTL is reused. It is the singleflight idea with one
-// difference that matters here: the fetch runs on its own context, cancelled
-// only when every scrape waiting for it has given up, so one scrape with a
-// short deadline does not fail the others, and no work outlives all of them.
+// results holds what the collectors fetched, per target and collector:
+// concurrent scrapes wait on a single fetch in flight, and a successful
+// result younger than the collector's reuse time is served again. Failures
+// are never served from the cache.
+type results struct {
+	now     func() time.Time
+	flights flight.Group[resultKey, emitFunc]
+
+	mu    sync.Mutex
+	cache map[resultKey]cached
+}
+
+type resultKey struct{ target, collector string }
 
 type cached struct {
-	at  time.Time // when the fetch that produced val started
-	val any
+	at   time.Time // when the fetch that produced emit started
+	emit emitFunc
 }
 
-type flight struct {
-	done    chan struct{}
-	val     any
-	err     error
-	waiters int
-	cancel  context.CancelFunc
+func newResults(now func() time.Time) *results {
+	return &results{now: now, cache: map[resultKey]cached{}}
 }
 
-// shared returns the result for key: from the cache when younger than ttl,
-// else from the fetch in flight for key, else from a new fetch. Failures are
-// never cached.
-func (e *Exporter) shared(ctx context.Context, key string, ttl time.Duration, fetch func(context.Context) (any, error)) (any, error) {
-	e.mu.Lock()
-	if c, ok := e.cache[key]; ok {
-		if e.now().Sub(c.at) < ttl {
-			e.mu.Unlock()
-			return c.val, nil
+// get returns c's result for the target: from the cache when young enough,
+// else from the fetch in flight, else from a new fetch.
+func (r *results) get(ctx context.Context, target string, c collector, fetch func(context.Context) (emitFunc, error)) (emitFunc, error) {
+	key := resultKey{target, c.name()}
+	ttl := c.reuse()
+	if emit := r.fresh(key, ttl); emit != nil {
+		return emit, nil
+	}
+	return r.flights.Do(ctx, key, func(ctx context.Context) (emitFunc, error) {
+		// A fetch that ended between the check above and Do has filled
+		// the cache: no second call for it.
+		if emit := r.fresh(key, ttl); emit != nil {
+			return emit, nil
 		}
-		delete(e.cache, key)
-	}
-	f := e.flights[key]
-	if f == nil {
-		// WithoutCancel keeps the values (e.g. for tracing) but not the
-		// deadline of the scrape that happened to arrive first.
-		fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-		f = &flight{done: make(chan struct{}), cancel: cancel}
-		e.flights[key] = f
-		start := e.now()
-		go func() {
-			val, err := fetch(fctx)
-			cancel()
-			e.mu.Lock()
-			f.val, f.err = val, err
-			if err == nil && ttl > 0 {
-				e.cache[key] = cached{at: start, val: val}
-			}
-			if e.flights[key] == f {
-				delete(e.flights, key)
-			}
-			e.mu.Unlock()
-			close(f.done)
-		}()
-	}
-	f.waiters++
-	e.mu.Unlock()
+		start := r.now()
+		emit, err := fetch(ctx)
+		if err == nil && ttl > 0 {
+			r.mu.Lock()
+			r.cache[key] = cached{at: start, emit: emit}
+			r.mu.Unlock()
+		}
+		return emit, err
+	})
+}
 
-	select {
-	case <-f.done:
-		return f.val, f.err
-	case <-ctx.Done():
-		e.mu.Lock()
-		f.waiters--
-		if f.waiters == 0 {
-			// Nobody wants the answer any more: stop the work, and let the
-			// next scrape start afresh rather than join a cancelled fetch.
-			f.cancel()
-			if e.flights[key] == f {
-				delete(e.flights, key)
-			}
-		}
-		e.mu.Unlock()
-		return nil, ctx.Err()
+// fresh returns the cached result for key when younger than ttl.
+func (r *results) fresh(key resultKey, ttl time.Duration) emitFunc {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c, ok := r.cache[key]
+	if !ok {
+		return nil
 	}
+	if r.now().Sub(c.at) < ttl {
+		return c.emit
+	}
+	delete(r.cache, key)
+	return nil
 }

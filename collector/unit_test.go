@@ -7,7 +7,10 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kms-exporter/kms_exporter/kmsapi"
 )
@@ -59,165 +62,116 @@ func TestSortedUnique(t *testing.T) {
 	}
 }
 
-func newTestExporter(t *testing.T, now func() time.Time) *Exporter {
+// stub is a collector whose fetch the test controls.
+type stub struct {
+	ttl     time.Duration
+	calls   atomic.Int32
+	fetchFn func(ctx context.Context) error
+	desc    *prometheus.Desc
+}
+
+func newStub(ttl time.Duration, fetch func(ctx context.Context) error) *stub {
+	return &stub{ttl: ttl, fetchFn: fetch, desc: newDesc("kms_stub", "Calls made so far.", ttl)}
+}
+
+func (*stub) name() string                          { return "stub" }
+func (*stub) endpoint() string                      { return "stub-endpoint" }
+func (s *stub) reuse() time.Duration                { return s.ttl }
+func (s *stub) describe(ch chan<- *prometheus.Desc) { ch <- s.desc }
+
+func (s *stub) fetch(ctx context.Context, _ *kmsapi.Client, _ *Target) (emitFunc, error) {
+	n := s.calls.Add(1)
+	if err := s.fetchFn(ctx); err != nil {
+		return nil, err
+	}
+	return func(gauge gaugeFunc) { gauge(s.desc, float64(n)) }, nil
+}
+
+// stubExporter scrapes one target with c as its only collector.
+func stubExporter(t *testing.T, c collector, now func() time.Time) *Exporter {
 	t.Helper()
-	e, err := New(nil, Options{Now: now})
+	cred, err := kmsapi.NewCredential(kmsapi.CredentialOptions{Name: "c", Auth: kmsapi.NewAKSK("a", "s", "")})
 	if err != nil {
 		t.Fatal(err)
 	}
+	e, err := New([]Target{{Name: "t1", Region: "r", ProjectID: "p", Credential: cred}}, Options{Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.collectors = []collector{c}
+	e.enabled = e.collectors
 	return e
 }
 
-func TestSharedJoinsFlight(t *testing.T) {
-	e := newTestExporter(t, nil)
-	var calls atomic.Int32
-	release := make(chan struct{})
-	fetch := func(ctx context.Context) (any, error) {
-		calls.Add(1)
-		<-release
-		return "v", nil
-	}
-	var wg sync.WaitGroup
-	results := make([]any, 20)
-	for i := range results {
-		wg.Go(func() {
-			v, err := e.shared(context.Background(), "k", 0, fetch)
-			if err != nil {
-				t.Error(err)
-			}
-			results[i] = v
-		})
-	}
-	// Wait until all twenty wait on the one flight.
-	for {
-		e.mu.Lock()
-		f := e.flights["k"]
-		n := 0
-		if f != nil {
-			n = f.waiters
-		}
-		e.mu.Unlock()
-		if n == 20 {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
-	close(release)
-	wg.Wait()
-	if calls.Load() != 1 {
-		t.Errorf("fetch called %d times, want 1", calls.Load())
-	}
-	for _, r := range results {
-		if r != "v" {
-			t.Fatalf("result %v", r)
+// stubValue scrapes e and returns kms_stub, or -1 when the stub failed.
+func stubValue(t *testing.T, e *Exporter) float64 {
+	t.Helper()
+	v := -1.0
+	for _, m := range collect(t, e.Collector(context.Background())) {
+		if m.name == "kms_stub" {
+			v = m.value
 		}
 	}
-	// TTL 0: nothing cached, the next call fetches again.
-	release = make(chan struct{})
-	close(release)
-	if _, err := e.shared(context.Background(), "k", 0, fetch); err != nil || calls.Load() != 2 {
-		t.Errorf("second call: err %v, calls %d", err, calls.Load())
-	}
+	return v
 }
 
-func TestSharedCacheTTLAndFailures(t *testing.T) {
+func TestConcurrentScrapesShareOneFetch(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		c := newStub(0, func(context.Context) error { <-release; return nil })
+		e := stubExporter(t, c, nil)
+		var wg sync.WaitGroup
+		for range 20 {
+			wg.Go(func() {
+				if v := stubValue(t, e); v != 1 {
+					t.Errorf("kms_stub = %v, want 1 (the one shared fetch)", v)
+				}
+			})
+		}
+		synctest.Wait() // every scrape waits on the one fetch
+		close(release)
+		wg.Wait()
+		if n := c.calls.Load(); n != 1 {
+			t.Errorf("%d fetches for 20 concurrent scrapes, want 1", n)
+		}
+		// Nothing cached with no reuse time: the next scrape fetches again.
+		if v := stubValue(t, e); v != 2 {
+			t.Errorf("next scrape: kms_stub = %v, want 2", v)
+		}
+	})
+}
+
+func TestCacheTTLAndFailures(t *testing.T) {
 	var mu sync.Mutex
 	now := time.Unix(1000, 0)
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
-	e := newTestExporter(t, clock)
-	var calls int
 	fail := false
-	fetch := func(context.Context) (any, error) {
-		calls++
+	c := newStub(time.Minute, func(context.Context) error {
 		if fail {
-			return nil, errors.New("boom")
+			return errors.New("boom")
 		}
-		return calls, nil
-	}
-	get := func() (any, error) { return e.shared(context.Background(), "k", time.Minute, fetch) }
-	if v, _ := get(); v != 1 {
+		return nil
+	})
+	e := stubExporter(t, c, clock)
+	if v := stubValue(t, e); v != 1 {
 		t.Fatalf("first = %v", v)
 	}
 	advance(59 * time.Second)
-	if v, _ := get(); v != 1 || calls != 1 {
-		t.Fatalf("within TTL: %v, calls %d", v, calls)
+	if v := stubValue(t, e); v != 1 || c.calls.Load() != 1 {
+		t.Fatalf("within TTL: %v, calls %d", v, c.calls.Load())
 	}
 	advance(time.Second)
 	fail = true
-	if _, err := get(); err == nil {
-		t.Fatal("expired entry served instead of the failure")
+	if v := stubValue(t, e); v != -1 {
+		t.Fatalf("expired entry served instead of the failure: %v", v)
 	}
-	if _, err := get(); err == nil || calls != 3 {
-		t.Fatalf("failure cached: err %v calls %d", err, calls)
+	if v := stubValue(t, e); v != -1 || c.calls.Load() != 3 {
+		t.Fatalf("failure cached: %v, calls %d", v, c.calls.Load())
 	}
 	fail = false
-	if v, _ := get(); v != 4 {
+	if v := stubValue(t, e); v != 4 {
 		t.Fatalf("after recovery = %v", v)
-	}
-}
-
-func TestSharedCancelledWhenAllWaitersLeave(t *testing.T) {
-	e := newTestExporter(t, nil)
-	cancelled := make(chan struct{})
-	fetch := func(ctx context.Context) (any, error) {
-		<-ctx.Done()
-		close(cancelled)
-		return nil, ctx.Err()
-	}
-	short, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
-	defer cancel()
-	if _, err := e.shared(short, "k", 0, fetch); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("err = %v", err)
-	}
-	select {
-	case <-cancelled:
-	case <-time.After(10 * time.Second):
-		t.Fatal("fetch not cancelled after its only waiter left")
-	}
-	// A new scrape starts a fresh fetch instead of joining the cancelled one.
-	v, err := e.shared(context.Background(), "k", 0, func(context.Context) (any, error) { return "fresh", nil })
-	if err != nil || v != "fresh" {
-		t.Fatalf("after cancel: %v %v", v, err)
-	}
-}
-
-func TestSharedSurvivesOneWaiterLeaving(t *testing.T) {
-	e := newTestExporter(t, nil)
-	release := make(chan struct{})
-	fetch := func(ctx context.Context) (any, error) {
-		select {
-		case <-release:
-			return "v", nil
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
-	done := make(chan error, 1)
-	go func() {
-		v, err := e.shared(context.Background(), "k", 0, fetch)
-		if err == nil && v != "v" {
-			err = fmt.Errorf("got %v", v)
-		}
-		done <- err
-	}()
-	for {
-		e.mu.Lock()
-		f := e.flights["k"]
-		e.mu.Unlock()
-		if f != nil {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
-	short, cancel := context.WithCancel(context.Background())
-	cancel()
-	if _, err := e.shared(short, "k", 0, fetch); err == nil {
-		t.Fatal("cancelled waiter got no error")
-	}
-	close(release)
-	if err := <-done; err != nil {
-		t.Fatalf("remaining waiter: %v", err)
 	}
 }
 

@@ -1,0 +1,49 @@
+package collector
+
+import (
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// sample is one series of a scrape.
+type sample struct {
+	name   string
+	labels map[string]string
+	value  float64
+}
+
+// collect runs one scrape of c through a pedantic registry (which checks
+// every series against Describe) and returns its gauges.
+func collect(t *testing.T, c prometheus.Collector) []sample {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(c)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []sample
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			s := sample{name: mf.GetName(), labels: map[string]string{}, value: m.GetGauge().GetValue()}
+			for _, l := range m.GetLabel() {
+				s.labels[l.GetName()] = l.GetValue()
+			}
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// byCollector returns the values of name from samples, keyed by their
+// collector label ("" when they have none).
+func byCollector(samples []sample, name string) map[string]float64 {
+	out := map[string]float64{}
+	for _, s := range samples {
+		if s.name == name {
+			out[s.labels["collector"]] = s.value
+		}
+	}
+	return out
+}

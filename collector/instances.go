@@ -1,0 +1,39 @@
+package collector
+
+import (
+	"context"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kms-exporter/kms_exporter/kmsapi"
+)
+
+// Instances exports the user-instances endpoint: the number of CMKs.
+const Instances = "instances"
+
+type instancesCollector struct {
+	ttl       time.Duration
+	instances *prometheus.Desc
+}
+
+func newInstances(o Options) collector {
+	return &instancesCollector{
+		ttl:       o.CacheTTL,
+		instances: newDesc("kms_cmk_instances", "Number of customer master keys, default keys excluded (user-instances instance_num).", o.CacheTTL),
+	}
+}
+
+func (*instancesCollector) name() string           { return Instances }
+func (*instancesCollector) endpoint() string       { return kmsapi.EndpointInstances }
+func (c *instancesCollector) reuse() time.Duration { return c.ttl }
+
+func (c *instancesCollector) describe(ch chan<- *prometheus.Desc) { ch <- c.instances }
+
+func (c *instancesCollector) fetch(ctx context.Context, client *kmsapi.Client, _ *Target) (emitFunc, error) {
+	n, err := client.InstanceCount(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return func(gauge gaugeFunc) { gauge(c.instances, float64(n)) }, nil
+}

@@ -1,0 +1,58 @@
+package collector
+
+import (
+	"context"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kms-exporter/kms_exporter/kmsapi"
+)
+
+// Quotas exports the user-quotas endpoint: the quota and use per resource.
+const Quotas = "quotas"
+
+type quotasCollector struct {
+	ttl         time.Duration
+	limit, used *prometheus.Desc
+}
+
+func newQuotas(o Options) collector {
+	return &quotasCollector{
+		ttl:   o.CacheTTL,
+		limit: newDesc("kms_quota_limit", "KMS quota of the resource (user-quotas quota).", o.CacheTTL, "resource"),
+		used:  newDesc("kms_quota_used", "KMS quota of the resource in use (user-quotas used).", o.CacheTTL, "resource"),
+	}
+}
+
+func (*quotasCollector) name() string           { return Quotas }
+func (*quotasCollector) endpoint() string       { return kmsapi.EndpointQuotas }
+func (c *quotasCollector) reuse() time.Duration { return c.ttl }
+
+func (c *quotasCollector) describe(ch chan<- *prometheus.Desc) {
+	ch <- c.limit
+	ch <- c.used
+}
+
+func (c *quotasCollector) fetch(ctx context.Context, client *kmsapi.Client, _ *Target) (emitFunc, error) {
+	quotas, err := client.Quotas(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// A resource listed twice would be a duplicate series: the first wins.
+	seen := map[string]bool{}
+	out := quotas[:0]
+	for _, q := range quotas {
+		q.Resource = validUTF8(q.Resource)
+		if !seen[q.Resource] {
+			seen[q.Resource] = true
+			out = append(out, q)
+		}
+	}
+	return func(gauge gaugeFunc) {
+		for _, q := range out {
+			gauge(c.limit, float64(q.Limit), q.Resource)
+			gauge(c.used, float64(q.Used), q.Resource)
+		}
+	}, nil
+}

@@ -1,0 +1,72 @@
+package collector
+
+import (
+	"context"
+	"sort"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kms-exporter/kms_exporter/kmsapi"
+)
+
+// Regions exports the regions endpoint: where cross-region keys may go.
+const Regions = "regions"
+
+// DefaultRegionsTTL is how long the cross-region list is reused: it changes
+// when Huawei Cloud opens a region, not between scrapes.
+const DefaultRegionsTTL = time.Hour
+
+type regionsCollector struct {
+	ttl    time.Duration
+	region *prometheus.Desc
+}
+
+func newRegions(o Options) collector {
+	ttl := o.RegionsTTL
+	if ttl == 0 {
+		ttl = DefaultRegionsTTL
+	}
+	ttl = max(o.CacheTTL, ttl)
+	return &regionsCollector{
+		ttl:    ttl,
+		region: newDesc("kms_cross_region_info", "1 for every region that cross-region keys support.", ttl, "supported_region"),
+	}
+}
+
+func (*regionsCollector) name() string           { return Regions }
+func (*regionsCollector) endpoint() string       { return kmsapi.EndpointRegions }
+func (c *regionsCollector) reuse() time.Duration { return c.ttl }
+
+func (c *regionsCollector) describe(ch chan<- *prometheus.Desc) { ch <- c.region }
+
+func (c *regionsCollector) fetch(ctx context.Context, client *kmsapi.Client, _ *Target) (emitFunc, error) {
+	regions, err := client.Regions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	regions = sortedUnique(regions)
+	return func(gauge gaugeFunc) {
+		for _, r := range regions {
+			gauge(c.region, 1, r)
+		}
+	}, nil
+}
+
+// sortedUnique sorts names, drops duplicates and makes them valid label values.
+func sortedUnique(names []string) []string {
+	out := make([]string, 0, len(names))
+	for _, n := range names {
+		out = append(out, validUTF8(n))
+	}
+	sort.Strings(out)
+	w := 0
+	for i, n := range out {
+		if i > 0 && n == out[w-1] {
+			continue
+		}
+		out[w] = n
+		w++
+	}
+	return out[:w]
+}
