@@ -14,7 +14,7 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/sync/singleflight"
+	"github.com/kms-exporter/kms_exporter/internal/flight"
 )
 
 // NewAKSK signs every request with an AK/SK pair; securityToken is set for
@@ -159,26 +159,14 @@ func refreshAt(now, expires time.Time, fraction int, maxMargin time.Duration) ti
 	return expires.Add(-margin)
 }
 
-// sharedFlight runs fn once for concurrent callers of key. A waiter whose
-// leader gave up because of its own context tries again with its own.
-func sharedFlight[T any](ctx context.Context, sf *singleflight.Group, key, endpoint string, fn func(context.Context) (T, error)) (T, error) {
-	var zero T
-	for range 3 {
-		ch := sf.DoChan(key, func() (any, error) { return fn(ctx) })
-		select {
-		case r := <-ch:
-			if r.Err != nil {
-				if ctx.Err() == nil && (errors.Is(r.Err, context.Canceled) || errors.Is(r.Err, context.DeadlineExceeded)) {
-					continue // the leader's context ended, not ours
-				}
-				return zero, r.Err
-			}
-			return r.Val.(T), nil
-		case <-ctx.Done():
-			return zero, &Error{Endpoint: endpoint, Err: ctx.Err()}
-		}
+// sharedFlight runs fn once for concurrent callers of key; it runs on its
+// own context, so a caller with a short deadline does not fail the others.
+func sharedFlight[T any](ctx context.Context, g *flight.Group[string, T], key, endpoint string, fn func(context.Context) (T, error)) (T, error) {
+	v, err := g.Do(ctx, key, fn)
+	if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		return v, &Error{Endpoint: endpoint, Err: err}
 	}
-	return zero, &Error{Endpoint: endpoint, Err: errors.New("login abandoned by other callers")}
+	return v, err
 }
 
 // NewIAMPassword logs in with a password and sends the project-scoped token
@@ -197,7 +185,7 @@ func NewIAMPassword(o IAMPasswordOptions) Authenticator {
 type iamAuth struct {
 	o      IAMPasswordOptions
 	h      authHTTP
-	sf     singleflight.Group
+	sf     flight.Group[string, *iamToken]
 	mu     sync.Mutex
 	tokens map[string]*iamToken // by scope key
 }
@@ -371,7 +359,7 @@ func NewECSMetadata(o ECSMetadataOptions) Authenticator {
 type ecsAuth struct {
 	o   ECSMetadataOptions
 	h   authHTTP
-	sf  singleflight.Group
+	sf  flight.Group[string, *ecsKey]
 	mu  sync.Mutex
 	cur *ecsKey
 }
