@@ -21,6 +21,7 @@ import (
 type Config struct {
 	Credentials map[string]*Credential `yaml:"credentials"`
 	Targets     []Target               `yaml:"targets"`
+	Discovery   []Discovery            `yaml:"discovery"`
 }
 
 // Credential is one named way to authenticate. Exactly one kind is set:
@@ -130,8 +131,8 @@ func (c *Config) Resolve(baseDir string) error {
 			return err
 		}
 	}
-	if len(c.Targets) == 0 {
-		return errors.New("targets: at least one target is required")
+	if len(c.Targets) == 0 && len(c.Discovery) == 0 {
+		return errors.New("targets: at least one target is required (or a discovery entry)")
 	}
 	names := map[string]int{}
 	projects := map[[2]string]int{}
@@ -178,7 +179,7 @@ func (c *Config) Resolve(baseDir string) error {
 			}
 		}
 	}
-	return nil
+	return c.resolveDiscovery()
 }
 
 // CredentialNames returns the credential names, sorted.
