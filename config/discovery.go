@@ -17,13 +17,13 @@ const DefaultRefreshInterval = time.Hour
 // project named after a KMS region, or a sub-project of one, is a target
 // named CREDENTIAL/PROJECT_NAME.
 type Discovery struct {
-	Credentials     string         `yaml:"credentials,omitempty"`
-	Regions         []string       `yaml:"regions,omitempty"`
-	Include         string         `yaml:"include,omitempty"`
-	Exclude         string         `yaml:"exclude,omitempty"`
-	RefreshInterval string         `yaml:"refresh_interval,omitempty"` // Prometheus duration: 30m, 1h, 1d
-	KMSEndpoint     string         `yaml:"kms_endpoint,omitempty"`
-	TagKeys         []string       `yaml:"tag_keys,omitempty"`
+	Credentials     string   `yaml:"credentials,omitempty"`
+	Regions         []string `yaml:"regions,omitempty"`
+	Include         string   `yaml:"include,omitempty"`
+	Exclude         string   `yaml:"exclude,omitempty"`
+	RefreshInterval string   `yaml:"refresh_interval,omitempty"` // Prometheus duration: 30m, 1h, 1d
+	KMSEndpoint     string   `yaml:"kms_endpoint,omitempty"`
+	TagKeys         []string `yaml:"tag_keys,omitempty"`
 
 	// Set by Resolve: Include and Exclude compiled (nil when unset), and
 	// RefreshInterval parsed with the default filled in.
