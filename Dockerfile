@@ -1,10 +1,18 @@
 # syntax=docker/dockerfile:1
 #
-# make docker, or:
+# Two ways to build this image, with the same result:
+#
+# With a registry (docker or buildah can pull golang:1.26): make docker, or
 #   docker build --build-arg VERSION=$(git describe --tags --always) \
-#     --build-arg REVISION=$(git rev-parse HEAD) \
-#     --build-arg BRANCH=$(git rev-parse --abbrev-ref HEAD) -t kms_exporter .
-#   docker run --rm -p 10567:10567 kms_exporter --demo
+#     --build-arg REVISION=$(git rev-parse HEAD) -t kms_exporter .
+#
+# Without one: make image. It builds the binary and puts it with the host's
+# CA bundle in .build/image/rootfs/, then replaces the build stage below with
+# that directory (--build-context build=.build/image), so nothing is pulled:
+# the image is FROM scratch around the binary, as Prometheus' own images copy
+# a prebuilt binary.
+#
+#   docker run --rm -p 10567:10567 kms_exporter:<version> --demo
 
 FROM golang:1.26 AS build
 WORKDIR /src
@@ -15,25 +23,29 @@ COPY . .
 ARG VERSION=dev
 ARG REVISION=unknown
 ARG BRANCH=unknown
-ARG BUILD_USER=docker
 ARG BUILD_DATE=unknown
-# The same version information as the Makefile's LDFLAGS
-# (github.com/prometheus/common/version), shown by --version and in
-# kms_exporter_build_info.
-RUN CGO_ENABLED=0 go build -trimpath -o /out/kms_exporter \
-      -ldflags "-s -w \
-        -X github.com/prometheus/common/version.Version=${VERSION} \
-        -X github.com/prometheus/common/version.Revision=${REVISION} \
-        -X github.com/prometheus/common/version.Branch=${BRANCH} \
-        -X github.com/prometheus/common/version.BuildUser=${BUILD_USER} \
-        -X github.com/prometheus/common/version.BuildDate=${BUILD_DATE}" \
-      . \
- && /out/kms_exporter --version
+# make build: the Makefile's flags (CGO_ENABLED=0, -trimpath, the version
+# stamped into github.com/prometheus/common/version), nothing of its own.
+RUN make build BINARY=/rootfs/kms_exporter VERSION="${VERSION}" REVISION="${REVISION}" \
+      BRANCH="${BRANCH}" BUILD_USER=docker BUILD_DATE="${BUILD_DATE}" \
+ && /rootfs/kms_exporter --version \
+ && mkdir -p /rootfs/etc/ssl/certs \
+ && cp /etc/ssl/certs/ca-certificates.crt /rootfs/etc/ssl/certs/
 
-# Static binary on distroless: no shell, no package manager, CA certificates
-# for the KMS and IAM endpoints, runs as nonroot (65532).
-FROM gcr.io/distroless/static-debian12:nonroot
-COPY --from=build /out/kms_exporter /kms_exporter
+# Nothing but the static binary and the CA bundle for the HTTPS endpoints of
+# KMS and IAM: no shell, no package manager. Runs as 65532 (nonroot).
+FROM scratch
+COPY --from=build /rootfs/ /
+ARG VERSION=dev
+ARG REVISION=unknown
+ARG CREATED=unknown
+LABEL org.opencontainers.image.title="kms_exporter" \
+      org.opencontainers.image.description="Prometheus exporter for Huawei Cloud KMS" \
+      org.opencontainers.image.source="https://github.com/kms-exporter/kms_exporter" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.created="${CREATED}"
 USER 65532:65532
 EXPOSE 10567
 ENTRYPOINT ["/kms_exporter"]
