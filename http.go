@@ -69,6 +69,14 @@ func (a *app) landingPage(targets []string) (http.Handler, error) {
 	})
 }
 
+// minScrapeTimeout is the smallest X-Prometheus-Scrape-Timeout-Seconds taken
+// as a deadline. Prometheus sends its scrape_timeout, which has millisecond
+// resolution, so 0.001 is possible; but below 100ms not even one API call
+// (a TLS handshake with a cloud endpoint) can finish, every collector would
+// fail at once. Such a value, like a non-number, NaN or Inf, is a broken or
+// forged header: --kms.timeout applies as if there were none.
+const minScrapeTimeout = 100 * time.Millisecond
+
 // scrapeTimeout is --kms.timeout, lowered to what Prometheus waits for
 // (X-Prometheus-Scrape-Timeout-Seconds) minus --kms.timeout-offset.
 func scrapeTimeout(r *http.Request, limit, offset time.Duration) time.Duration {
@@ -77,7 +85,8 @@ func scrapeTimeout(r *http.Request, limit, offset time.Duration) time.Duration {
 		return limit
 	}
 	secs, err := strconv.ParseFloat(v, 64)
-	if err != nil || secs <= 0 || secs > limit.Seconds() {
+	// NaN fails every comparison: only an explicit range check keeps it out.
+	if err != nil || !(secs >= minScrapeTimeout.Seconds() && secs <= limit.Seconds()) {
 		return limit
 	}
 	t := time.Duration(secs * float64(time.Second))
