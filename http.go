@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"html"
+	stdlog "log"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -17,6 +18,42 @@ import (
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web"
 )
+
+// Server timeouts. An idle keep-alive connection is closed after
+// idleTimeout: Prometheus reconnects at no cost, and a client that opens
+// connections and leaves them idle cannot hold them forever. An answer may
+// take the longest scrape (--kms.timeout) plus writeMargin, for gathering
+// and writing the metrics after the scrape's deadline.
+const (
+	idleTimeout = 30 * time.Second
+	writeMargin = 10 * time.Second
+)
+
+// newServer is the HTTP server of the exporter: timeouts that fit a scrape
+// of at most scrapeLimit, and net/http's own log lines (TLS handshake
+// errors, panics in handlers) written through logger like every other line.
+func newServer(h http.Handler, scrapeLimit time.Duration, logger log.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		WriteTimeout:      scrapeLimit + writeMargin,
+		IdleTimeout:       idleTimeout,
+		ErrorLog:          stdlog.New(serverLog{logger}, "", 0),
+	}
+}
+
+// serverLog receives http.Server's log lines, one per Write.
+type serverLog struct{ l log.Logger }
+
+func (s serverLog) Write(p []byte) (int, error) {
+	msg := strings.TrimPrefix(strings.TrimSuffix(string(p), "\n"), "http: ")
+	lvl := level.Warn
+	if strings.Contains(msg, "panic serving") {
+		lvl = level.Error
+	}
+	lvl(s.l).Log("msg", "HTTP server error", "err", msg)
+	return len(p), nil
+}
 
 // handler routes every path of SPEC section 4.
 func (a *app) handler() http.Handler {

@@ -180,7 +180,7 @@ func run(args []string, stderr io.Writer, getenv func(string) string) int {
 		return 1
 	}
 
-	srv := &http.Server{Handler: a.handler(), ReadHeaderTimeout: 10 * time.Second}
+	srv := newServer(a.handler(), s.timeout, logger)
 	served := make(chan error, 1)
 	go func() { served <- web.ListenAndServe(srv, webFlags, slogger) }()
 
