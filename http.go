@@ -55,12 +55,13 @@ func (s serverLog) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// handler routes every path of SPEC section 4.
+// handler routes every path. Cross-origin browser requests that change
+// state (POST /-/reload from a page on another site) are refused with 403.
 func (a *app) handler() http.Handler {
 	mux := http.NewServeMux()
 	metrics := promhttp.InstrumentMetricHandler(a.own, http.HandlerFunc(a.serveMetrics))
-	mux.Handle(a.s.telemetryPath, metrics)
-	mux.HandleFunc("/probe", a.serveProbe)
+	mux.Handle(a.s.telemetryPath, getOrHead(metrics))
+	mux.Handle("/probe", getOrHead(http.HandlerFunc(a.serveProbe)))
 	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "Healthy")
 	})
@@ -80,7 +81,20 @@ func (a *app) handler() http.Handler {
 		}
 		l.landing.ServeHTTP(w, r)
 	})
-	return mux
+	return http.NewCrossOriginProtection().Handler(mux)
+}
+
+// getOrHead answers 405 to every method but GET and HEAD: a scrape calls
+// the API, and DELETE, TRACE or OPTIONS must not start one.
+func getOrHead(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, "method not allowed: use GET or HEAD", http.StatusMethodNotAllowed)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 func (a *app) landingPage(targets []string) (http.Handler, error) {
