@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -86,9 +85,9 @@ type Target struct {
 // Load reads, parses and checks the file at path. Secret files named with a
 // relative path are read relative to the config file's directory.
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := readFile(path, maxConfigFileBytes)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("--config.file: %w", err)
 	}
 	c, err := Parse(data, filepath.Dir(path))
 	if err != nil {
@@ -272,7 +271,7 @@ func pick(field, name string, val *promconfig.Secret, file, baseDir string, requ
 		if !filepath.IsAbs(file) && baseDir != "" {
 			file = filepath.Join(baseDir, file)
 		}
-		b, err := os.ReadFile(file)
+		b, err := readFile(file, maxSecretFileBytes)
 		if err != nil {
 			// The os error names the path and the cause, never the content.
 			return fmt.Errorf("%s.%s_file: %w", field, name, err)

@@ -1,0 +1,124 @@
+//go:build unix
+
+package main
+
+import (
+	"bytes"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+// fileTestApp is an exporter whose config file (in its own directory, with
+// the secret in the file "sk") has one target; nothing calls the API.
+func fileTestApp(t *testing.T) (a *app, cfgPath, skPath string, logs *bytes.Buffer) {
+	t.Helper()
+	dir := t.TempDir()
+	cfgPath, skPath = filepath.Join(dir, "kms.yml"), filepath.Join(dir, "sk")
+	writeFile(t, skPath, "file-test-secret\n")
+	writeFile(t, cfgPath, "credentials:\n  prod: {access_key: AK, secret_key_file: sk}\n"+
+		"targets:\n  - {name: t, region: cn-north-4, project_id: p, kms_endpoint: 'http://127.0.0.1:1'}\n")
+	s, _, err := parseFlags([]string{"--config.file=" + cfgPath})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs = &bytes.Buffer{}
+	logger, _ := newLogger(logs, "info", "logfmt")
+	if a, err = newApp(s, logger, func(string) string { return "" }); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.close)
+	if err := a.reload(); err != nil {
+		t.Fatal(err)
+	}
+	return a, cfgPath, skPath, logs
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// replace puts at path a symlink to target (or, target "", a FIFO).
+func replace(t *testing.T, path, target string) {
+	t.Helper()
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	if target == "" {
+		err = syscall.Mkfifo(path, 0o600)
+	} else {
+		err = os.Symlink(target, path)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A reload that meets a file without end or a FIFO answers at once with an
+// error naming the field and the path, keeps the config in force, and does
+// not hold up the reloads after it.
+func TestReloadRefusesSpecialFiles(t *testing.T) {
+	a, cfgPath, skPath, _ := fileTestApp(t)
+	inForce := a.cur.Load()
+	restore := func(path, content string) {
+		t.Helper()
+		os.Remove(path)
+		writeFile(t, path, content)
+		if err := a.reload(); err != nil {
+			t.Fatalf("reload after fixing %s: %v", path, err)
+		}
+		inForce = a.cur.Load()
+	}
+	cfg, _ := os.ReadFile(cfgPath)
+	for _, tc := range []struct {
+		path, target, want string
+	}{
+		{skPath, "/dev/zero", "credentials.prod.secret_key_file: " + skPath + " is a device, not a regular file"},
+		{skPath, "", "credentials.prod.secret_key_file: " + skPath + " is a named pipe (FIFO), not a regular file"},
+		{cfgPath, "/dev/zero", "--config.file: " + cfgPath + " is a device, not a regular file"},
+		{cfgPath, "", "--config.file: " + cfgPath + " is a named pipe (FIFO), not a regular file"},
+	} {
+		replace(t, tc.path, tc.target)
+		rec := httptest.NewRecorder()
+		a.handler().ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/-/reload", nil))
+		if rec.Code != http.StatusInternalServerError || !strings.Contains(rec.Body.String(), tc.want) {
+			t.Errorf("%s -> %q: reload answered %d %q\n  want 500 with %q", tc.path, tc.target, rec.Code, rec.Body, tc.want)
+		}
+		if a.cur.Load() != inForce || testutil.ToFloat64(a.reloadOK) != 0 {
+			t.Errorf("%s -> %q: the config in force changed, or the reload gauge is not 0", tc.path, tc.target)
+		}
+		if tc.path == skPath {
+			restore(skPath, "file-test-secret\n")
+		} else {
+			restore(cfgPath, string(cfg))
+		}
+	}
+}
+
+func TestStartRefusesSpecialFiles(t *testing.T) {
+	_, _, skPath, _ := fileTestApp(t)
+	replace(t, skPath, "")
+	cfgPath := filepath.Join(filepath.Dir(skPath), "kms.yml")
+	for _, tc := range []struct{ arg, want string }{
+		{"--config.file=/dev/zero", "--config.file: /dev/zero is a device, not a regular file"},
+		{"--config.file=" + cfgPath, "credentials.prod.secret_key_file: " + skPath + " is a named pipe (FIFO), not a regular file"},
+	} {
+		var out bytes.Buffer
+		if code := run([]string{tc.arg, "--web.listen-address=127.0.0.1:0"}, &out, func(string) string { return "" }); code != 1 {
+			t.Errorf("%s: exit %d, want 1", tc.arg, code)
+		}
+		if !strings.Contains(out.String(), tc.want) || !strings.Contains(out.String(), "cannot load config") {
+			t.Errorf("%s: log does not say %q:\n%s", tc.arg, tc.want, out.String())
+		}
+	}
+}
