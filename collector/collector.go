@@ -105,8 +105,12 @@ type Exporter struct {
 	success    *prometheus.Desc
 	duration   *prometheus.Desc
 
+	tagKeys []string // Options.TagKeys
+
+	// Shared with the Exporters WithTargets derives from this one.
 	results *results
-	lookups flight.Group[string, string] // project lookups, by target name
+	lookups *flight.Group[string, string] // project lookups, by target name
+	budget  *budget
 }
 
 type target struct {
@@ -132,6 +136,9 @@ func New(targets []Target, o Options) (*Exporter, error) {
 		e.now = time.Now
 	}
 	e.results = newResults(e.now)
+	e.lookups = &flight.Group[string, string]{}
+	e.budget = &budget{logger: e.logger}
+	e.tagKeys = o.TagKeys
 	byName := map[string]collector{}
 	for _, f := range factories {
 		c := f(o)
@@ -149,19 +156,8 @@ func New(targets []Target, o Options) (*Exporter, error) {
 			e.enabled = append(e.enabled, c)
 		}
 	}
-	for _, t := range targets {
-		if t.Name == "" || t.Region == "" || t.Credential == nil {
-			return nil, fmt.Errorf("target %q: name, region and credential are required", t.Name)
-		}
-		if _, ok := e.byName[t.Name]; ok {
-			return nil, fmt.Errorf("duplicate target %q", t.Name)
-		}
-		tt := &target{Target: t}
-		if tt.TagKeys == nil {
-			tt.TagKeys = o.TagKeys
-		}
-		e.targets = append(e.targets, tt)
-		e.byName[t.Name] = tt
+	if err := e.setTargets(targets, nil); err != nil {
+		return nil, err
 	}
 	return e, nil
 }
@@ -216,6 +212,7 @@ func (s *scrape) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (s *scrape) Collect(ch chan<- prometheus.Metric) {
+	s.checkBudget()
 	c := &collection{scrape: s, seen: map[[2]string]string{}}
 	var wg sync.WaitGroup
 	for _, t := range s.targets {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,6 +19,7 @@ const Keys = "keys"
 type keysCollector struct {
 	ttl     time.Duration
 	maxTags int
+	pages   sync.Map // target name -> key pages of its last listing
 
 	keys, defaults, byTag, dropped, deletion *prometheus.Desc
 }
@@ -39,6 +41,14 @@ func (*keysCollector) name() string           { return Keys }
 func (*keysCollector) endpoint() string       { return kmsapi.EndpointResourceInstances }
 func (c *keysCollector) reuse() time.Duration { return c.ttl }
 
+// calls is the pages of the target's last listing; 1 before the first.
+func (c *keysCollector) calls(target string) int {
+	if n, ok := c.pages.Load(target); ok {
+		return n.(int)
+	}
+	return 1
+}
+
 func (c *keysCollector) describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.keys, c.defaults, c.byTag, c.dropped, c.deletion} {
 		ch <- d
@@ -50,6 +60,7 @@ func (c *keysCollector) fetch(ctx context.Context, client *kmsapi.Client, t *Tar
 	if err != nil {
 		return nil, err
 	}
+	c.pages.Store(t.Name, max(1, (len(keys)+kmsapi.MaxPageSize-1)/kmsapi.MaxPageSize))
 	s := summarizeKeys(keys, t.TagKeys, c.maxTags)
 	return func(gauge gaugeFunc) { c.emit(gauge, s) }, nil
 }
