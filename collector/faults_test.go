@@ -41,6 +41,8 @@ func TestFaultsLeaveNothingRunning(t *testing.T) {
 			}
 			e := f.exporter(t, []Target{tg}, Options{})
 			f.fake.SetFault("", tc.fault)
+			// The deadline ends the hanging and slow faults; the others fail
+			// before it or by it, with the same outcome either way.
 			ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 			samples := collect(t, e.Collector(ctx))
 			cancel()
@@ -58,11 +60,11 @@ func TestFaultsLeaveNothingRunning(t *testing.T) {
 			}
 			if tc.recover {
 				f.fake.ClearFaults()
-				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				if up := byCollector(collect(t, e.Collector(ctx)), "kms_up"); up[""] != 1 {
+				// No deadline: a recovery that never comes fails the test
+				// by its timeout, not by how fast the machine is.
+				if up := byCollector(collect(t, e.Collector(context.Background())), "kms_up"); up[""] != 1 {
 					t.Errorf("kms_up = %v after the fault cleared\n%s", up[""], f.logs)
 				}
-				cancel()
 			}
 		})
 	}
