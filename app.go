@@ -10,7 +10,6 @@ import (
 	"github.com/go-kit/log/level"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
 	promconfig "github.com/prometheus/common/config"
 
 	"github.com/kms-exporter/kms_exporter/collector"
@@ -47,27 +46,21 @@ type loaded struct {
 }
 
 func newApp(s *settings, logger log.Logger, getenv func(string) string) (*app, error) {
+	own := collector.NewOwnMetrics()
 	a := &app{
-		s:      s,
-		logger: logger,
-		getenv: getenv,
-		own:    prometheus.NewRegistry(),
-		api:    collector.NewAPIMetrics(),
-		reloadOK: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "kms_exporter_config_last_reload_successful",
-			Help: "1 if the last config (re)load succeeded, 0 if it failed and the previous config is still in force.",
-		}),
-		reloadTime: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "kms_exporter_config_last_reload_success_timestamp_seconds",
-			Help: "Time of the last successful config (re)load, in Unix seconds.",
-		}),
+		s:          s,
+		logger:     logger,
+		getenv:     getenv,
+		own:        prometheus.NewRegistry(),
+		api:        own.API,
+		reloadOK:   own.ReloadOK,
+		reloadTime: own.ReloadTime,
 	}
 	a.own.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		versioncollector.NewCollector("kms_exporter"),
-		a.api, a.reloadOK, a.reloadTime,
 	)
+	a.own.MustRegister(own.Collectors()...)
 	if s.demo {
 		a.demo, a.demoData = startDemo(logger)
 		a.httpClient = a.demo.Client()

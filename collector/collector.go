@@ -31,8 +31,8 @@ type collector interface {
 	endpoint() string
 	// reuse is how long a successful fetch is served again (0: never).
 	reuse() time.Duration
-	// describe sends every Desc the emitted metrics use.
-	describe(ch chan<- *prometheus.Desc)
+	// descs lists every gauge the emitted metrics use.
+	descs() []*desc
 	// fetch calls the API for one target. What it returns is cached and
 	// may be emitted by many scrapes: it must not change once returned.
 	fetch(ctx context.Context, client *kmsapi.Client, t *Target) (emitFunc, error)
@@ -43,7 +43,7 @@ type emitFunc func(gauge gaugeFunc)
 
 // gaugeFunc sends one gauge of the target; region and project_id come first
 // and are added by the caller, labels are the desc's own ones.
-type gaugeFunc func(desc *prometheus.Desc, v float64, labels ...string)
+type gaugeFunc func(d *desc, v float64, labels ...string)
 
 // factories builds every collector, in the order they are reported. Adding a
 // collector is adding a file and a line here.
@@ -101,9 +101,9 @@ type Exporter struct {
 	enabled    []collector
 	targets    []*target
 	byName     map[string]*target
-	up         *prometheus.Desc
-	success    *prometheus.Desc
-	duration   *prometheus.Desc
+	up         *desc
+	success    *desc
+	duration   *desc
 
 	tagKeys []string // Options.TagKeys
 
@@ -162,13 +162,21 @@ func New(targets []Target, o Options) (*Exporter, error) {
 	return e, nil
 }
 
-// newDesc builds the Desc of a per-target gauge; reuse > 0 says in HELP how
-// long a value may be served from the cache.
-func newDesc(name, help string, reuse time.Duration, labels ...string) *prometheus.Desc {
+// desc is a per-target gauge: its Desc, and what Metrics tells of it.
+type desc struct {
+	*prometheus.Desc
+	name, help string
+	labels     []string // region and project_id first
+}
+
+// newDesc builds a per-target gauge; reuse > 0 says in HELP how long a value
+// may be served from the cache.
+func newDesc(name, help string, reuse time.Duration, labels ...string) *desc {
 	if reuse > 0 {
 		help += fmt.Sprintf(" Reused for up to %s after a successful fetch.", model.Duration(reuse))
 	}
-	return prometheus.NewDesc(name, help, append([]string{"region", "project_id"}, labels...), nil)
+	labels = append([]string{"region", "project_id"}, labels...)
+	return &desc{Desc: prometheus.NewDesc(name, help, labels, nil), name: name, help: help, labels: labels}
 }
 
 // TargetNames returns the target names in configuration order.
@@ -203,11 +211,8 @@ type scrape struct {
 }
 
 func (s *scrape) Describe(ch chan<- *prometheus.Desc) {
-	ch <- s.e.up
-	ch <- s.e.success
-	ch <- s.e.duration
-	for _, c := range s.e.collectors {
-		c.describe(ch)
+	for _, d := range s.e.descs() {
+		ch <- d.Desc
 	}
 }
 
@@ -327,17 +332,17 @@ func (e *Exporter) gauges(ch chan<- prometheus.Metric, region, project string) g
 	// NewConstMetric copies the label values: one buffer serves every series.
 	lv := make([]string, 2, 4)
 	lv[0], lv[1] = region, project
-	return func(desc *prometheus.Desc, v float64, labels ...string) {
-		e.send(ch, desc, v, append(lv[:2], labels...)...)
+	return func(d *desc, v float64, labels ...string) {
+		e.send(ch, d, v, append(lv[:2], labels...)...)
 	}
 }
 
 // send emits one gauge. Label values are made valid beforehand, so an error
 // here is a bug: it is logged, never a panic at scrape time.
-func (e *Exporter) send(ch chan<- prometheus.Metric, desc *prometheus.Desc, v float64, labels ...string) {
-	m, err := prometheus.NewConstMetric(desc, prometheus.GaugeValue, v, labels...)
+func (e *Exporter) send(ch chan<- prometheus.Metric, d *desc, v float64, labels ...string) {
+	m, err := prometheus.NewConstMetric(d.Desc, prometheus.GaugeValue, v, labels...)
 	if err != nil {
-		level.Error(e.logger).Log("msg", "cannot build metric", "desc", desc, "err", err)
+		level.Error(e.logger).Log("msg", "cannot build metric", "metric", d.name, "err", err)
 		return
 	}
 	ch <- m

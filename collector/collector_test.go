@@ -2,6 +2,8 @@ package collector
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -328,5 +330,53 @@ func TestTwoTargetsSameProjectExportOnce(t *testing.T) {
 	}
 	if got := strings.Join(e.TargetNames(), ","); got != "t1,t2" {
 		t.Errorf("TargetNames = %s", got)
+	}
+}
+
+// TestMetricsListsWhatIsExposed holds Metrics to what a scrape of a target
+// with every kind of series, and the exporter's own registry, expose.
+func TestMetricsListsWhatIsExposed(t *testing.T) {
+	f := newFixture(t)
+	own := NewOwnMetrics()
+	cred, err := kmsapi.NewCredential(kmsapi.CredentialOptions{
+		Name: "test", Auth: kmsapi.NewAKSK(testAK.AK, testAK.SK, ""), IAMEndpoint: f.fake.URL(),
+		RequestsPerSecond: 1000, HTTPClient: f.fake.Client(), Observer: own.API.Observe,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := f.exporter(t, []Target{f.target(cred)}, Options{})
+	scrape := prometheus.NewPedanticRegistry()
+	scrape.MustRegister(e.Collector(context.Background()))
+	mfs, err := scrape.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The exporter's own, once the scrape has made its API calls.
+	ownReg := prometheus.NewPedanticRegistry()
+	ownReg.MustRegister(own.Collectors()...)
+	ownMFs, err := ownReg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	exposed := map[string]string{}
+	for _, mf := range append(mfs, ownMFs...) {
+		var labels []string
+		for _, l := range mf.GetMetric()[0].GetLabel() {
+			labels = append(labels, l.GetName())
+		}
+		slices.Sort(labels)
+		exposed[mf.GetName()] = strings.ToLower(mf.GetType().String()) + " " + strings.Join(labels, ",")
+	}
+	listed := map[string]string{}
+	for _, m := range Metrics() {
+		labels := slices.Sorted(slices.Values(m.Labels))
+		listed[m.Name] = m.Type + " " + strings.Join(labels, ",")
+		if m.Help == "" {
+			t.Errorf("%s has no help", m.Name)
+		}
+	}
+	if !maps.Equal(exposed, listed) {
+		t.Errorf("Metrics() = %v\nexposed   %v", listed, exposed)
 	}
 }

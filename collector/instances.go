@@ -4,8 +4,6 @@ import (
 	"context"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/kms-exporter/kms_exporter/kmsapi"
 )
 
@@ -14,7 +12,7 @@ const Instances = "instances"
 
 type instancesCollector struct {
 	ttl       time.Duration
-	instances *prometheus.Desc
+	instances *desc
 }
 
 func newInstances(o Options) collector {
@@ -28,7 +26,7 @@ func (*instancesCollector) name() string           { return Instances }
 func (*instancesCollector) endpoint() string       { return kmsapi.EndpointInstances }
 func (c *instancesCollector) reuse() time.Duration { return c.ttl }
 
-func (c *instancesCollector) describe(ch chan<- *prometheus.Desc) { ch <- c.instances }
+func (c *instancesCollector) descs() []*desc { return []*desc{c.instances} }
 
 func (c *instancesCollector) fetch(ctx context.Context, client *kmsapi.Client, _ *Target) (emitFunc, error) {
 	n, err := client.InstanceCount(ctx)

@@ -7,8 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/kms-exporter/kms_exporter/kmsapi"
 )
 
@@ -21,7 +19,7 @@ type keysCollector struct {
 	maxTags int
 	pages   sync.Map // target name -> key pages of its last listing
 
-	keys, defaults, byTag, dropped, deletion *prometheus.Desc
+	keys, defaults, byTag, dropped, deletion *desc
 }
 
 func newKeys(o Options) collector {
@@ -49,10 +47,8 @@ func (c *keysCollector) calls(target string) int {
 	return 1
 }
 
-func (c *keysCollector) describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.keys, c.defaults, c.byTag, c.dropped, c.deletion} {
-		ch <- d
-	}
+func (c *keysCollector) descs() []*desc {
+	return []*desc{c.keys, c.defaults, c.byTag, c.dropped, c.deletion}
 }
 
 func (c *keysCollector) fetch(ctx context.Context, client *kmsapi.Client, t *Target) (emitFunc, error) {

@@ -4,8 +4,6 @@ import (
 	"context"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/kms-exporter/kms_exporter/kmsapi"
 )
 
@@ -14,7 +12,7 @@ const Quotas = "quotas"
 
 type quotasCollector struct {
 	ttl         time.Duration
-	limit, used *prometheus.Desc
+	limit, used *desc
 }
 
 func newQuotas(o Options) collector {
@@ -29,10 +27,7 @@ func (*quotasCollector) name() string           { return Quotas }
 func (*quotasCollector) endpoint() string       { return kmsapi.EndpointQuotas }
 func (c *quotasCollector) reuse() time.Duration { return c.ttl }
 
-func (c *quotasCollector) describe(ch chan<- *prometheus.Desc) {
-	ch <- c.limit
-	ch <- c.used
-}
+func (c *quotasCollector) descs() []*desc { return []*desc{c.limit, c.used} }
 
 func (c *quotasCollector) fetch(ctx context.Context, client *kmsapi.Client, _ *Target) (emitFunc, error) {
 	quotas, err := client.Quotas(ctx)

@@ -5,8 +5,6 @@ import (
 	"sort"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/kms-exporter/kms_exporter/kmsapi"
 )
 
@@ -19,7 +17,7 @@ const DefaultRegionsTTL = time.Hour
 
 type regionsCollector struct {
 	ttl    time.Duration
-	region *prometheus.Desc
+	region *desc
 }
 
 func newRegions(o Options) collector {
@@ -38,7 +36,7 @@ func (*regionsCollector) name() string           { return Regions }
 func (*regionsCollector) endpoint() string       { return kmsapi.EndpointRegions }
 func (c *regionsCollector) reuse() time.Duration { return c.ttl }
 
-func (c *regionsCollector) describe(ch chan<- *prometheus.Desc) { ch <- c.region }
+func (c *regionsCollector) descs() []*desc { return []*desc{c.region} }
 
 func (c *regionsCollector) fetch(ctx context.Context, client *kmsapi.Client, _ *Target) (emitFunc, error) {
 	regions, err := client.Regions(ctx)

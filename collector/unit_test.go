@@ -10,8 +10,6 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/kms-exporter/kms_exporter/kmsapi"
 )
 
@@ -67,17 +65,17 @@ type stub struct {
 	ttl     time.Duration
 	calls   atomic.Int32
 	fetchFn func(ctx context.Context) error
-	desc    *prometheus.Desc
+	desc    *desc
 }
 
 func newStub(ttl time.Duration, fetch func(ctx context.Context) error) *stub {
 	return &stub{ttl: ttl, fetchFn: fetch, desc: newDesc("kms_stub", "Calls made so far.", ttl)}
 }
 
-func (*stub) name() string                          { return "stub" }
-func (*stub) endpoint() string                      { return "stub-endpoint" }
-func (s *stub) reuse() time.Duration                { return s.ttl }
-func (s *stub) describe(ch chan<- *prometheus.Desc) { ch <- s.desc }
+func (*stub) name() string           { return "stub" }
+func (*stub) endpoint() string       { return "stub-endpoint" }
+func (s *stub) reuse() time.Duration { return s.ttl }
+func (s *stub) descs() []*desc       { return []*desc{s.desc} }
 
 func (s *stub) fetch(ctx context.Context, _ *kmsapi.Client, _ *Target) (emitFunc, error) {
 	n := s.calls.Add(1)

@@ -1,6 +1,6 @@
 // Package deploy holds no code: its tests keep the operations files
 // (dashboard, alert rules, Kubernetes manifests, systemd unit, Dockerfile)
-// consistent with each other and with the metric names of SPEC.md section 5.
+// consistent with each other and with the metrics the exporter exposes (collector.Metrics).
 // The end-to-end test (make e2e) runs the rules and queries against a real
 // Prometheus; these tests run in make test and need no tools.
 package deploy
@@ -20,41 +20,30 @@ import (
 	"testing"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/kms-exporter/kms_exporter/collector"
 )
 
-// specMetrics are the metric names of SPEC.md section 5. Dashboard and alert
-// rules may use no other kms_ metric.
-var specMetrics = map[string]bool{
-	"kms_up":                                       true,
-	"kms_scrape_collector_success":                 true,
-	"kms_scrape_collector_duration_seconds":        true,
-	"kms_quota_limit":                              true,
-	"kms_quota_used":                               true,
-	"kms_cmk_instances":                            true,
-	"kms_keys":                                     true,
-	"kms_default_keys":                             true,
-	"kms_keys_by_tag":                              true,
-	"kms_keys_by_tag_dropped_series":               true,
-	"kms_key_scheduled_deletion_timestamp_seconds": true,
-	"kms_cross_region_info":                        true,
-	"kms_api_requests_total":                       true,
-	"kms_api_request_duration_seconds":             true, // histogram
-	"kms_exporter_build_info":                      true,
-	"kms_exporter_config_last_reload_successful":   true,
-	"kms_exporter_config_last_reload_success_timestamp_seconds": true,
-}
-
+// specMetrics are the metric names the exporter can expose, as the
+// collector lists them. Dashboard and alert rules may use no other kms_ metric.
 // specHistograms may appear with the _bucket, _sum and _count suffixes.
-var specHistograms = []string{"kms_api_request_duration_seconds"}
-
-// specLabels are the label names of SPEC.md section 5, plus the ones
-// Prometheus adds (job, instance) and the histogram's le.
-var specLabels = map[string]bool{
-	"region": true, "project_id": true, "collector": true, "resource": true,
-	"state": true, "tag_key": true, "tag_value": true, "key_id": true,
-	"key_alias": true, "supported_region": true, "endpoint": true, "code": true,
-	"le": true, "job": true, "instance": true,
-}
+// specLabels are their label names, plus the ones Prometheus adds (job,
+// instance) and the histogram's le.
+var specMetrics, specHistograms, specLabels = func() (map[string]bool, []string, map[string]bool) {
+	names := map[string]bool{}
+	var histograms []string
+	labels := map[string]bool{"le": true, "job": true, "instance": true}
+	for _, m := range collector.Metrics() {
+		names[m.Name] = true
+		if m.Type == "histogram" {
+			histograms = append(histograms, m.Name)
+		}
+		for _, l := range m.Labels {
+			labels[l] = true
+		}
+	}
+	return names, histograms, labels
+}()
 
 var (
 	metricRE = regexp.MustCompile(`\bkms_[a-z0-9_]+`)
@@ -65,7 +54,7 @@ var (
 )
 
 // exprProblems lists the kms_ metric names and label names in expr that
-// SPEC.md does not define.
+// the exporter does not expose.
 func exprProblems(expr string) []string {
 	if strings.TrimSpace(expr) == "" {
 		return []string{"empty expression"}
@@ -81,18 +70,18 @@ func exprProblems(expr string) []string {
 			}
 		}
 		if !specMetrics[base] {
-			out = append(out, "metric "+name+" is not in SPEC.md section 5")
+			out = append(out, "metric "+name+" is not exposed by the exporter")
 		}
 	}
 	for _, m := range matcherRE.FindAllStringSubmatch(expr, -1) {
 		if m[1] != "__name__" && !specLabels[m[1]] {
-			out = append(out, "label "+m[1]+" is not in SPEC.md section 5")
+			out = append(out, "label "+m[1]+" is not exposed by the exporter")
 		}
 	}
 	for _, m := range groupingRE.FindAllStringSubmatch(expr, -1) {
 		for _, l := range strings.Split(m[1], ",") {
 			if l = strings.TrimSpace(l); l != "" && !specLabels[l] {
-				out = append(out, "grouping label "+l+" is not in SPEC.md section 5")
+				out = append(out, "grouping label "+l+" is not exposed by the exporter")
 			}
 		}
 	}
