@@ -24,7 +24,6 @@ import (
 	slgk "github.com/tjhop/slog-gokit"
 
 	"github.com/kms-exporter/kms_exporter/collector"
-	"github.com/kms-exporter/kms_exporter/kmsapi"
 )
 
 // settings are the parsed flags.
@@ -60,7 +59,7 @@ func parseFlags(args []string) (*settings, *web.FlagConfig, error) {
 	app.Flag("kms.region", "Region of the single target (without --config.file).").StringVar(&s.region)
 	app.Flag("kms.project-id", "Project of the single target; looked up in IAM by region name when absent.").Envar("HUAWEICLOUD_SDK_PROJECT_ID").StringVar(&s.projectID)
 	app.Flag("kms.endpoint", "KMS endpoint override of the single target (default https://kms.{region}.myhuaweicloud.com).").StringVar(&s.kmsEndpoint)
-	app.Flag("iam.endpoint", "IAM endpoint, for project lookup and IAM tokens.").Envar("HUAWEICLOUD_SDK_IAM_ENDPOINT").Default(kmsapi.DefaultIAMEndpoint).StringVar(&s.iamEndpoint)
+	app.Flag("iam.endpoint", "IAM endpoint for project lookup and IAM tokens (default: the IAM endpoint of each target's region, https://iam.{region}.myhuaweicloud.com).").Envar("HUAWEICLOUD_SDK_IAM_ENDPOINT").StringVar(&s.iamEndpoint)
 	app.Flag("kms.timeout", "Upper bound for one scrape; the X-Prometheus-Scrape-Timeout-Seconds header minus --kms.timeout-offset lowers it.").Default("30s").DurationVar(&s.timeout)
 	app.Flag("kms.timeout-offset", "Subtracted from the scrape timeout Prometheus sends, to leave time for the answer.").Default("0.5s").DurationVar(&s.timeoutOffset)
 	app.Flag("kms.cache-ttl", "Reuse a target's results younger than this (0: fetch on every scrape).").Default("0s").DurationVar(&s.cacheTTL)

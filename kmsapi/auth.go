@@ -34,7 +34,7 @@ func (a *akskAuth) Invalidate() {}
 
 // IAMPasswordOptions configure IAM user-token authentication.
 type IAMPasswordOptions struct {
-	IAMEndpoint string // default DefaultIAMEndpoint
+	IAMEndpoint string // override; default the IAM endpoint of each call's region (DefaultIAMEndpoint)
 	DomainName  string
 	UserName    string
 	Password    string
@@ -172,9 +172,6 @@ func sharedFlight[T any](ctx context.Context, g *flight.Group[string, T], key, e
 // NewIAMPassword logs in with a password and sends the project-scoped token
 // as X-Auth-Token, caching one token per project until shortly before it expires.
 func NewIAMPassword(o IAMPasswordOptions) Authenticator {
-	if o.IAMEndpoint == "" {
-		o.IAMEndpoint = DefaultIAMEndpoint
-	}
 	o.IAMEndpoint = strings.TrimRight(o.IAMEndpoint, "/")
 	if o.Now == nil {
 		o.Now = time.Now
@@ -210,8 +207,14 @@ func scopeKey(projectID, projectName string) string {
 	return "domain"
 }
 
-func (a *iamAuth) Authenticate(ctx context.Context, req *http.Request, _ []byte, projectID string) error {
-	t, err := a.token(ctx, projectID, "")
+func (a *iamAuth) Authenticate(ctx context.Context, req *http.Request, body []byte, projectID string) error {
+	return a.authenticateIn(ctx, req, body, projectID, "")
+}
+
+// authenticateIn logs in at the IAM of region: the token of a project is
+// issued by the IAM of the project's region.
+func (a *iamAuth) authenticateIn(ctx context.Context, req *http.Request, _ []byte, projectID, region string) error {
+	t, err := a.token(ctx, region, projectID, "")
 	if err != nil {
 		return err
 	}
@@ -220,7 +223,7 @@ func (a *iamAuth) Authenticate(ctx context.Context, req *http.Request, _ []byte,
 }
 
 func (a *iamAuth) lookupProject(ctx context.Context, region string) (string, error) {
-	t, err := a.token(ctx, "", region)
+	t, err := a.token(ctx, region, "", region)
 	if err != nil {
 		return "", err
 	}
@@ -230,7 +233,7 @@ func (a *iamAuth) lookupProject(ctx context.Context, region string) (string, err
 	return t.projectID, nil
 }
 
-func (a *iamAuth) token(ctx context.Context, projectID, projectName string) (*iamToken, error) {
+func (a *iamAuth) token(ctx context.Context, region, projectID, projectName string) (*iamToken, error) {
 	key := scopeKey(projectID, projectName)
 	a.mu.Lock()
 	t := a.tokens[key]
@@ -239,7 +242,7 @@ func (a *iamAuth) token(ctx context.Context, projectID, projectName string) (*ia
 		return t, nil
 	}
 	return sharedFlight(ctx, &a.sf, key, EndpointIAMToken, func(ctx context.Context) (*iamToken, error) {
-		return a.login(ctx, projectID, projectName)
+		return a.login(ctx, region, projectID, projectName)
 	})
 }
 
@@ -286,9 +289,9 @@ func (a *iamAuth) loginBody(projectID, projectName string) []byte {
 	return data
 }
 
-func (a *iamAuth) login(ctx context.Context, projectID, projectName string) (*iamToken, error) {
+func (a *iamAuth) login(ctx context.Context, region, projectID, projectName string) (*iamToken, error) {
 	hdr := http.Header{"Content-Type": {"application/json;charset=UTF-8"}}
-	status, respHdr, body, err := a.h.do(ctx, EndpointIAMToken, http.MethodPost, a.o.IAMEndpoint+"/v3/auth/tokens", hdr, a.loginBody(projectID, projectName))
+	status, respHdr, body, err := a.h.do(ctx, EndpointIAMToken, http.MethodPost, iamEndpointFor(a.o.IAMEndpoint, region)+"/v3/auth/tokens", hdr, a.loginBody(projectID, projectName))
 	if err != nil {
 		return nil, err
 	}

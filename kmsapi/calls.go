@@ -39,7 +39,7 @@ func (c *Credential) LookupProject(ctx context.Context, region string) (string, 
 	body, err := c.do(ctx, &request{
 		endpoint: EndpointIAMProjects,
 		method:   http.MethodGet,
-		url:      c.opts.IAMEndpoint + "/v3/projects?name=" + url.QueryEscape(region),
+		url:      c.iamEndpoint(region) + "/v3/projects?name=" + url.QueryEscape(region),
 	})
 	if err != nil {
 		return "", err

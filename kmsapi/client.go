@@ -48,7 +48,7 @@ type Authenticator interface {
 type CredentialOptions struct {
 	Name              string // for errors and logs
 	Auth              Authenticator
-	IAMEndpoint       string  // default DefaultIAMEndpoint; used for project lookup
+	IAMEndpoint       string  // override; default the IAM endpoint of each call's region (DefaultIAMEndpoint)
 	RequestsPerSecond float64 // client-side rate limit; default 10
 	Concurrency       int     // requests in flight; default 8
 	HTTPClient        *http.Client
@@ -83,17 +83,6 @@ func NewClient(o ClientOptions) (*Client, error) {
 	}
 	o.Endpoint = strings.TrimRight(o.Endpoint, "/")
 	return &Client{opts: o}, nil
-}
-
-// DefaultIAMEndpoint is the global IAM endpoint.
-const DefaultIAMEndpoint = "https://iam.myhuaweicloud.com"
-
-// DefaultKMSEndpoint gives the public KMS endpoint of a region.
-func DefaultKMSEndpoint(region string) string {
-	if region == "eu-west-101" {
-		return "https://kms.eu-west-101.myhuaweicloud.eu"
-	}
-	return "https://kms." + region + ".myhuaweicloud.com"
 }
 
 // Region and ProjectID of the target this client serves.

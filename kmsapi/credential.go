@@ -106,9 +106,6 @@ func NewCredential(o CredentialOptions) (*Credential, error) {
 	if o.Auth == nil {
 		return nil, errors.New("credential " + o.Name + ": no authenticator")
 	}
-	if o.IAMEndpoint == "" {
-		o.IAMEndpoint = DefaultIAMEndpoint
-	}
 	o.IAMEndpoint = strings.TrimRight(o.IAMEndpoint, "/")
 	if o.RequestsPerSecond <= 0 || math.IsNaN(o.RequestsPerSecond) {
 		o.RequestsPerSecond = DefaultRequestsPerSecond
@@ -296,7 +293,7 @@ func (c *Credential) send(ctx context.Context, r *request) (res attempt) {
 		req.Header.Set("X-Project-Id", r.projectID)
 	}
 	req.Header.Set("User-Agent", c.opts.UserAgent)
-	if err := c.opts.Auth.Authenticate(ctx, req, r.body, r.projectID); err != nil {
+	if err := authenticate(ctx, c.opts.Auth, req, r.body, r.projectID, r.region); err != nil {
 		if e, ok := asError(err); ok {
 			// A login or metadata call answered: a 401 there pauses the
 			// credential like a 401 from KMS.

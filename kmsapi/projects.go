@@ -30,11 +30,12 @@ type Project struct {
 // domain), following links.next. A next link to another host than the IAM
 // endpoint is refused: the request would carry the credential's token there.
 func (c *Credential) ListProjects(ctx context.Context) ([]Project, error) {
-	base, err := url.Parse(c.opts.IAMEndpoint)
+	iam := c.iamEndpoint("")
+	base, err := url.Parse(iam)
 	if err != nil {
 		return nil, &Error{Endpoint: EndpointIAMProjectList, Err: err}
 	}
-	next := c.opts.IAMEndpoint + "/v3/auth/projects"
+	next := iam + "/v3/auth/projects"
 	var all []Project
 	seen := map[string]bool{}
 	for range maxProjectPages {
@@ -60,7 +61,7 @@ func (c *Credential) ListProjects(ctx context.Context) ([]Project, error) {
 		}
 		u, err := base.Parse(link)
 		if err != nil || u.Scheme != base.Scheme || u.Host != base.Host {
-			return nil, decodeError(EndpointIAMProjectList, http.StatusOK, "links.next %q is not on the IAM endpoint %s", link, c.opts.IAMEndpoint)
+			return nil, decodeError(EndpointIAMProjectList, http.StatusOK, "links.next %q is not on the IAM endpoint %s", link, iam)
 		}
 		next = u.String()
 	}
