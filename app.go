@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -46,6 +47,9 @@ type loaded struct {
 }
 
 func newApp(s *settings, logger log.Logger, getenv func(string) string) (*app, error) {
+	if err := normalizeEndpointFlags(s); err != nil {
+		return nil, err
+	}
 	own := collector.NewOwnMetrics()
 	a := &app{
 		s:          s,
@@ -66,6 +70,26 @@ func newApp(s *settings, logger log.Logger, getenv func(string) string) (*app, e
 		a.httpClient = a.demo.Client()
 	}
 	return a, nil
+}
+
+// normalizeEndpointFlags gives --kms.endpoint and --iam.endpoint the
+// https:// they lack, and refuses what is not a URL at start-up rather
+// than at every scrape.
+func normalizeEndpointFlags(s *settings) error {
+	for _, f := range []struct {
+		name string
+		v    *string
+	}{{"--kms.endpoint", &s.kmsEndpoint}, {"--iam.endpoint (HUAWEICLOUD_SDK_IAM_ENDPOINT)", &s.iamEndpoint}} {
+		if *f.v == "" {
+			continue
+		}
+		v, err := config.NormalizeEndpoint(*f.v)
+		if err != nil {
+			return fmt.Errorf("%s: %w", f.name, err)
+		}
+		*f.v = v
+	}
+	return nil
 }
 
 func (a *app) close() {

@@ -167,10 +167,8 @@ func (c *Config) Resolve(baseDir string) error {
 		case c.Credentials[t.Credentials] == nil:
 			return fmt.Errorf("%s.credentials: unknown credential %q", field, t.Credentials)
 		}
-		if t.KMSEndpoint != "" {
-			if err := checkURL(t.KMSEndpoint); err != nil {
-				return fmt.Errorf("%s.kms_endpoint: %w", field, err)
-			}
+		if err := normalizeEndpoint(field+".kms_endpoint", &t.KMSEndpoint); err != nil {
+			return err
 		}
 		for j, k := range t.TagKeys {
 			if k == "" {
@@ -224,15 +222,11 @@ func (cr *Credential) resolve(field, baseDir string) error {
 	if cr.MetadataEndpoint != "" && !cr.ECSMetadata {
 		return errors.New(field + ".metadata_endpoint: only allowed with ecs_metadata: true")
 	}
-	if cr.IAMEndpoint != "" {
-		if err := checkURL(cr.IAMEndpoint); err != nil {
-			return fmt.Errorf("%s.iam_endpoint: %w", field, err)
-		}
+	if err := normalizeEndpoint(field+".iam_endpoint", &cr.IAMEndpoint); err != nil {
+		return err
 	}
-	if cr.MetadataEndpoint != "" {
-		if err := checkURL(cr.MetadataEndpoint); err != nil {
-			return fmt.Errorf("%s.metadata_endpoint: %w", field, err)
-		}
+	if err := normalizeEndpoint(field+".metadata_endpoint", &cr.MetadataEndpoint); err != nil {
+		return err
 	}
 	switch {
 	case aksk:
@@ -307,11 +301,4 @@ func hideValues(err error) error {
 	s := yamlValue.ReplaceAllString(err.Error(), "(value hidden)")
 	s = yamlAnchor.ReplaceAllString(s, "unknown anchor referenced (quote a value that starts with *)")
 	return errors.New(s)
-}
-
-func checkURL(s string) error {
-	if !strings.HasPrefix(s, "http://") && !strings.HasPrefix(s, "https://") {
-		return fmt.Errorf("%q is not an http:// or https:// URL", s)
-	}
-	return nil
 }

@@ -164,7 +164,7 @@ func TestErrors(t *testing.T) {
 		{"iam both passwords", "credentials:\n  m: {iam: {domain_name: d, user_name: u, password: p, password_file: monitor_pw}}" + oneTarget, "credentials.m.iam: both password and password_file set"},
 		{"iam unreadable password", "credentials:\n  m: {iam: {domain_name: d, user_name: u, password_file: /nonexistent/pw}}" + oneTarget, "credentials.m.iam.password_file: /nonexistent/pw: no such file or directory"},
 		{"metadata endpoint without ecs", "credentials:\n  a: {access_key: a, secret_key: s, metadata_endpoint: http://x}" + oneTarget, "credentials.a.metadata_endpoint: only allowed with ecs_metadata: true"},
-		{"bad iam endpoint", "credentials:\n  a: {ecs_metadata: true, iam_endpoint: iam.example.com}" + oneTarget, `credentials.a.iam_endpoint: "iam.example.com" is not an http:// or https:// URL`},
+		{"bad iam endpoint", "credentials:\n  a: {ecs_metadata: true, iam_endpoint: 'ftp://iam.example.com'}" + oneTarget, `credentials.a.iam_endpoint: "ftp://iam.example.com": the scheme must be http or https`},
 		{"no targets", "credentials:\n  a: {access_key: a, secret_key: s}", "targets: at least one target is required"},
 		{"target no name", "credentials:\n  a: {access_key: a, secret_key: s}\ntargets:\n  - {name: x, region: r}\n  - {region: r}", "targets[1].name: missing"},
 		{"duplicate name", "credentials:\n  a: {access_key: a, secret_key: s}\ntargets:\n  - {name: x, region: r}\n  - {name: y, region: r}\n  - {name: x, region: s}", `targets[2].name: duplicate name "x" (also targets[0])`},
@@ -173,7 +173,7 @@ func TestErrors(t *testing.T) {
 		{"duplicate project", "credentials:\n  a: {access_key: a, secret_key: s}\ntargets:\n  - {name: x, region: r, project_id: p}\n  - {name: y, region: r, project_id: p}", "targets[1].project_id: same region and project as targets[0]"},
 		{"unknown credential", "credentials:\n  prod: {access_key: a, secret_key: s}\ntargets:\n  - {name: x, region: r}\n  - {name: y, region: r, credentials: prod}\n  - {name: z, region: r, credentials: prd}", `targets[2].credentials: unknown credential "prd"`},
 		{"ambiguous credential", "credentials:\n  a: {access_key: a, secret_key: s}\n  b: {ecs_metadata: true}" + oneTarget, "targets[0].credentials: missing (required when more than one credential exists)"},
-		{"bad kms endpoint", "credentials:\n  a: {access_key: a, secret_key: s}\ntargets:\n  - {name: x, region: r, kms_endpoint: kms.example.com}", `targets[0].kms_endpoint: "kms.example.com" is not an http:// or https:// URL`},
+		{"bad kms endpoint", "credentials:\n  a: {access_key: a, secret_key: s}\ntargets:\n  - {name: x, region: r, kms_endpoint: 'https://kms example.com'}", `targets[0].kms_endpoint: "https://kms example.com" is not a URL`},
 		{"empty tag key", "credentials:\n  a: {access_key: a, secret_key: s}\ntargets:\n  - {name: x, region: r, tag_keys: [env, '']}", "targets[0].tag_keys[1]: empty tag key"},
 		{"duplicate credential name", "credentials:\n  a: {access_key: a, secret_key: s}\n  a: {ecs_metadata: true}" + oneTarget, `mapping key "a" already defined`},
 	} {

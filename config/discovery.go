@@ -80,10 +80,8 @@ func (d *Discovery) check(field string) error {
 		}
 		d.Interval = time.Duration(v)
 	}
-	if d.KMSEndpoint != "" {
-		if err := checkURL(d.KMSEndpoint); err != nil {
-			return fmt.Errorf("%s.kms_endpoint: %w", field, err)
-		}
+	if err := normalizeEndpoint(field+".kms_endpoint", &d.KMSEndpoint); err != nil {
+		return err
 	}
 	for j, k := range d.TagKeys {
 		if k == "" {
