@@ -125,8 +125,8 @@ func New(targets []Target, o Options) (*Exporter, error) {
 		logger:   o.Logger,
 		now:      o.Now,
 		byName:   map[string]*target{},
-		up:       newDesc("kms_up", "1 if the target authenticated and at least one collector succeeded.", 0),
-		success:  newDesc("kms_scrape_collector_success", "1 if the collector succeeded in this scrape, 0 if it failed.", 0, "collector"),
+		up:       newDesc("kms_up", "1 if the API answered for the target: a call made for it in this scrape succeeded or, when every result came from the cache, its last call did.", 0),
+		success:  newDesc("kms_scrape_collector_success", "1 if the collector succeeded in this scrape, 0 if it failed; served from the cache, the outcome of its last fetch.", 0, "collector"),
 		duration: newDesc("kms_scrape_collector_duration_seconds", "Wall time of the collector in this scrape.", 0, "collector"),
 	}
 	if e.logger == nil {
@@ -254,18 +254,25 @@ func (s *collection) collectTarget(ch chan<- prometheus.Metric, t *target) {
 	if !s.claim(t, region, project) {
 		return
 	}
-	var ok atomic.Int32
+	// The target is up when a call made for it in this scrape succeeded;
+	// when every result came from the cache, when its last call did.
+	var called, answered atomic.Bool
 	var wg sync.WaitGroup
 	for _, c := range e.enabled {
 		wg.Go(func() {
 			begin := time.Now()
-			emit, err := e.results.get(s.ctx, t.Name, c, func(ctx context.Context) (emitFunc, error) {
+			emit, call, err := e.results.get(s.ctx, t.Name, c, func(ctx context.Context) (emitFunc, error) {
 				return c.fetch(ctx, client, &t.Target)
 			})
+			if call {
+				called.Store(true)
+			}
 			success := 0.0
 			if err == nil {
-				ok.Add(1)
 				success = 1
+				if call {
+					answered.Store(true)
+				}
 				emit(e.gauges(ch, region, project))
 			} else {
 				e.logFailure(t, c.name(), c.endpoint(), s.ctx, err)
@@ -276,7 +283,7 @@ func (s *collection) collectTarget(ch chan<- prometheus.Metric, t *target) {
 	}
 	wg.Wait()
 	up := 0.0
-	if ok.Load() > 0 {
+	if answered.Load() || (!called.Load() && e.results.lastCallOK(t.Name)) {
 		up = 1
 	}
 	e.send(ch, e.up, up, region, project)

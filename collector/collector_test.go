@@ -5,7 +5,6 @@ import (
 	"maps"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -240,12 +239,10 @@ func TestTagKeysAndCap(t *testing.T) {
 
 func TestCacheTTLAndRefreshInterval(t *testing.T) {
 	f := newFixture(t)
-	var mu sync.Mutex
-	now := time.Unix(1_750_000_000, 0)
-	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	clock := newFakeClock()
+	advance := clock.Advance
 	e := f.exporter(t, []Target{f.target(f.aksk(t))}, Options{
-		CacheTTL: time.Minute, KeysRefreshInterval: 5 * time.Minute, Now: clock,
+		CacheTTL: time.Minute, KeysRefreshInterval: 5 * time.Minute, Now: clock.Now,
 	})
 	scrape := func() {
 		t.Helper()
@@ -302,6 +299,38 @@ func TestCacheTTLAndRefreshInterval(t *testing.T) {
 	}
 	if strings.Contains(help["kms_up"], "Reused") {
 		t.Errorf("HELP of kms_up mentions reuse: %q", help["kms_up"])
+	}
+}
+
+// TestDownWhileRegionsCached: with the API refusing every call, the
+// regions collector still answers from its one-hour cache, but no call made
+// for the target in this scrape succeeded, so the target is down.
+func TestDownWhileRegionsCached(t *testing.T) {
+	f := newFixture(t)
+	clock := newFakeClock()
+	e := f.exporter(t, []Target{f.target(f.aksk(t))}, Options{Now: clock.Now})
+	checkGolden(t, e.Collector(context.Background()), "all", comparable...)
+	clock.Advance(time.Minute)
+	f.fake.SetFault("", kmsfake.Fault{Status: 403})
+	checkGolden(t, e.Collector(context.Background()), "down_regions_cached", comparable...)
+	if n := f.fake.Requests(kmsapi.EndpointRegions); n != 1 {
+		t.Errorf("%d regions requests, want 1 (the cached list reused)", n)
+	}
+}
+
+// TestUpFromCacheIsTheLastCall: a scrape served wholly from the cache makes
+// no call; kms_up repeats the outcome of the last one.
+func TestUpFromCacheIsTheLastCall(t *testing.T) {
+	f := newFixture(t)
+	clock := newFakeClock()
+	e := f.exporter(t, []Target{f.target(f.aksk(t))}, Options{CacheTTL: time.Minute, Now: clock.Now})
+	checkGolden(t, e.Collector(context.Background()), "all_cached", comparable...)
+	clock.Advance(30 * time.Second)
+	f.fake.SetFault("", kmsfake.Fault{Status: 403})
+	before := f.fake.Requests("")
+	checkGolden(t, e.Collector(context.Background()), "all_cached", comparable...)
+	if n := f.fake.Requests(""); n != before {
+		t.Errorf("%d requests for a scrape within the cache TTL", n-before)
 	}
 }
 

@@ -11,13 +11,16 @@ import (
 // results holds what the collectors fetched, per target and collector:
 // concurrent scrapes wait on a single fetch in flight, and a successful
 // result younger than the collector's reuse time is served again. Failures
-// are never served from the cache.
+// are never served from the cache: the next scrape fetches again. So a
+// collector served from the cache reports success, the outcome of the fetch
+// that filled it.
 type results struct {
 	now     func() time.Time
-	flights flight.Group[resultKey, emitFunc]
+	flights flight.Group[resultKey, fetched]
 
-	mu    sync.Mutex
-	cache map[resultKey]cached
+	mu     sync.Mutex
+	cache  map[resultKey]cached
+	lastOK map[string]bool // by target: whether its last fetch to end succeeded
 }
 
 type resultKey struct{ target, collector string }
@@ -27,33 +30,49 @@ type cached struct {
 	emit emitFunc
 }
 
+// fetched is what a fetch in flight gives every scrape waiting for it.
+type fetched struct {
+	emit   emitFunc
+	cached bool // found in the cache after all: no call made
+}
+
 func newResults(now func() time.Time) *results {
-	return &results{now: now, cache: map[resultKey]cached{}}
+	return &results{now: now, cache: map[resultKey]cached{}, lastOK: map[string]bool{}}
 }
 
 // get returns c's result for the target: from the cache when young enough,
-// else from the fetch in flight, else from a new fetch.
-func (r *results) get(ctx context.Context, target string, c collector, fetch func(context.Context) (emitFunc, error)) (emitFunc, error) {
+// else from the fetch in flight, else from a new fetch. called says whether
+// the result comes from an API call made for this scrape.
+func (r *results) get(ctx context.Context, target string, c collector, fetch func(context.Context) (emitFunc, error)) (emit emitFunc, called bool, err error) {
 	key := resultKey{target, c.name()}
 	ttl := c.reuse()
 	if emit := r.fresh(key, ttl); emit != nil {
-		return emit, nil
+		return emit, false, nil
 	}
-	return r.flights.Do(ctx, key, func(ctx context.Context) (emitFunc, error) {
+	f, err := r.flights.Do(ctx, key, func(ctx context.Context) (fetched, error) {
 		// A fetch that ended between the check above and Do has filled
 		// the cache: no second call for it.
 		if emit := r.fresh(key, ttl); emit != nil {
-			return emit, nil
+			return fetched{emit: emit, cached: true}, nil
 		}
 		start := r.now()
 		emit, err := fetch(ctx)
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.lastOK[target] = err == nil
 		if err == nil && ttl > 0 {
-			r.mu.Lock()
 			r.cache[key] = cached{at: start, emit: emit}
-			r.mu.Unlock()
 		}
-		return emit, err
+		return fetched{emit: emit}, err
 	})
+	return f.emit, !f.cached, err
+}
+
+// lastCallOK reports whether the target's last fetch to end succeeded.
+func (r *results) lastCallOK(target string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.lastOK[target]
 }
 
 // fresh returns the cached result for key when younger than ttl.

@@ -70,4 +70,7 @@ func (r *results) forget(targets map[string]bool) {
 			delete(r.cache, k)
 		}
 	}
+	for name := range targets {
+		delete(r.lastOK, name)
+	}
 }
