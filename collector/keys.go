@@ -52,7 +52,7 @@ func (c *keysCollector) descs() []*desc {
 }
 
 func (c *keysCollector) fetch(ctx context.Context, client *kmsapi.Client, t *Target) (emitFunc, error) {
-	keys, err := client.ListKeys(ctx, kmsapi.KeyQuery{})
+	keys, err := client.ListKeys(ctx)
 	if err != nil {
 		return nil, err
 	}

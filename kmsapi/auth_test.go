@@ -37,13 +37,13 @@ func TestAuthFailurePause(t *testing.T) {
 	check := func(phase string, wantServer int64) {
 		t.Helper()
 		for i, err := range hammer(t, c, 8) {
-			if !IsAuthFailure(err) {
+			if !isAuthFailure(err) {
 				t.Fatalf("%s: call %d: want auth failure, got %v", phase, i, err)
 			}
 		}
 		for range 5 {
 			_, err := c.Quotas(ctxTimeout(t, 5*time.Second))
-			if !errors.Is(err, ErrCredentialPaused) || !IsAuthFailure(err) {
+			if !errors.Is(err, ErrCredentialPaused) || !isAuthFailure(err) {
 				t.Fatalf("%s: want paused error, got %v", phase, err)
 			}
 			if e := mustError(t, err); e.StatusCode != 401 || e.Code != "APIGW.0301" {
@@ -347,7 +347,7 @@ func TestIAMPasswordTokenExpiredTwice(t *testing.T) {
 	}
 	s.mu.Unlock()
 	_, err := c.InstanceCount(ctxTimeout(t, 5*time.Second))
-	if !IsAuthFailure(err) || s.logins != 2 || s.kmsCalls != 2 {
+	if !isAuthFailure(err) || s.logins != 2 || s.kmsCalls != 2 {
 		t.Errorf("got %v after %d logins, %d calls", err, s.logins, s.kmsCalls)
 	}
 	if _, err := c.InstanceCount(ctxTimeout(t, 5*time.Second)); !errors.Is(err, ErrCredentialPaused) || s.logins != 2 {
@@ -358,7 +358,7 @@ func TestIAMPasswordTokenExpiredTwice(t *testing.T) {
 func TestIAMPasswordWrongPasswordPauses(t *testing.T) {
 	s, c, clock, _ := newIAMTest(t, "wrong-password-xyz")
 	for _, err := range hammerInstances(t, c, 8) {
-		if !IsAuthFailure(err) {
+		if !isAuthFailure(err) {
 			t.Fatalf("got %v", err)
 		}
 		if strings.Contains(err.Error(), "wrong-password-xyz") {
@@ -488,7 +488,7 @@ func TestECSMetadataFailures(t *testing.T) {
 	defer srv.Close()
 	c := newTestClient(t, srv.URL, NewECSMetadata(ECSMetadataOptions{Endpoint: srv.URL, Now: clock.Now}), func(o *CredentialOptions) { o.Now = clock.Now })
 	for _, err := range hammerInstances(t, c, 4) {
-		if !IsAuthFailure(err) {
+		if !isAuthFailure(err) {
 			t.Fatal(err)
 		}
 	}
@@ -512,7 +512,7 @@ func TestECSMetadataFailures(t *testing.T) {
 		}))
 		c := newTestClient(t, srv.URL, NewECSMetadata(ECSMetadataOptions{Endpoint: srv.URL, Now: clock.Now}))
 		_, err := c.InstanceCount(ctxTimeout(t, 5*time.Second))
-		if err == nil || IsAuthFailure(err) || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "top-secret") {
+		if err == nil || isAuthFailure(err) || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "top-secret") {
 			t.Errorf("%d: got %v", status, err)
 		}
 		srv.Close()
@@ -528,7 +528,7 @@ func TestTemporaryAKSK(t *testing.T) {
 	}
 	// The same pair without the token is refused.
 	c = newTestClient(t, srv.URL, NewAKSK(testAK, testSK, ""))
-	if _, err := c.InstanceCount(ctxTimeout(t, 5*time.Second)); !IsAuthFailure(err) {
+	if _, err := c.InstanceCount(ctxTimeout(t, 5*time.Second)); !isAuthFailure(err) {
 		t.Fatal(err)
 	}
 }

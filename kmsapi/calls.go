@@ -2,7 +2,6 @@ package kmsapi
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -20,9 +19,9 @@ func (c *Credential) LookupProject(ctx context.Context, region string) (string, 
 	if region == "" {
 		return "", &Error{Endpoint: EndpointIAMProjects, Err: fmt.Errorf("empty region")}
 	}
+	var id string
 	if l, ok := c.opts.Auth.(projectLooker); ok {
-		var id string
-		_, err := c.run(ctx, EndpointIAMToken, func(ctx context.Context) attempt {
+		err := c.run(ctx, EndpointIAMToken, func(ctx context.Context) attempt {
 			if _, err := c.waitLimit(ctx); err != nil {
 				return attempt{err: &Error{Endpoint: EndpointIAMToken, Err: err}}
 			}
@@ -36,37 +35,28 @@ func (c *Credential) LookupProject(ctx context.Context, region string) (string, 
 		})
 		return id, err
 	}
-	body, err := c.do(ctx, &request{
+	err := c.do(ctx, &request{
 		endpoint: EndpointIAMProjects,
 		method:   http.MethodGet,
 		url:      c.iamEndpoint(region) + "/v3/projects?name=" + url.QueryEscape(region),
+		decode: func(body io.Reader, _ int64) (err error) {
+			id, err = decodeProjects(body, region)
+			return err
+		},
 	})
-	if err != nil {
-		return "", err
-	}
-	return decodeProjects(body, region)
+	return id, err
 }
 
-// get returns the body of a successful answer and its request ID.
-func (c *Client) get(ctx context.Context, endpoint, path string) ([]byte, string, error) {
-	r := &request{
+// get calls a KMS read API of the client's project with decode for the answer.
+func (c *Client) get(ctx context.Context, endpoint, path string, decode func(io.Reader) error) error {
+	return c.opts.Credential.do(ctx, &request{
 		endpoint:  endpoint,
 		region:    c.opts.Region,
 		method:    http.MethodGet,
 		url:       c.opts.Endpoint + path,
 		projectID: c.opts.ProjectID,
-	}
-	body, err := c.opts.Credential.do(ctx, r)
-	return body, r.answerID, err
-}
-
-// withRequestID adds the request ID of a 200 to the error decoding it: a
-// malformed answer is worth reporting to the provider, who needs the ID.
-func withRequestID(err error, id string) error {
-	if e, ok := asError(err); ok && e.RequestID == "" {
-		e.RequestID = id
-	}
-	return err
+		decode:    func(body io.Reader, _ int64) error { return decode(body) },
+	})
 }
 
 func (c *Client) projectPath(version, rest string) string {
@@ -74,128 +64,60 @@ func (c *Client) projectPath(version, rest string) string {
 }
 
 // Quotas calls user-quotas.
-func (c *Client) Quotas(ctx context.Context) ([]Quota, error) {
-	body, id, err := c.get(ctx, EndpointQuotas, c.projectPath("v1.0", "user-quotas"))
-	if err != nil {
-		return nil, err
-	}
-	q, err := decodeQuotas(body)
-	return q, withRequestID(err, id)
+func (c *Client) Quotas(ctx context.Context) (q []Quota, err error) {
+	err = c.get(ctx, EndpointQuotas, c.projectPath("v1.0", "user-quotas"), func(body io.Reader) error {
+		q, err = decodeQuotas(body)
+		return err
+	})
+	return q, err
 }
 
 // InstanceCount calls user-instances: the number of non-default CMKs.
-func (c *Client) InstanceCount(ctx context.Context) (int64, error) {
-	body, id, err := c.get(ctx, EndpointInstances, c.projectPath("v1.0", "user-instances"))
-	if err != nil {
-		return 0, err
-	}
-	n, err := decodeInstances(body)
-	return n, withRequestID(err, id)
+func (c *Client) InstanceCount(ctx context.Context) (n int64, err error) {
+	err = c.get(ctx, EndpointInstances, c.projectPath("v1.0", "user-instances"), func(body io.Reader) error {
+		n, err = decodeInstances(body)
+		return err
+	})
+	return n, err
 }
 
-type wireTagFilter struct {
-	Key    string   `json:"key"`
-	Values []string `json:"values"`
-}
-
-type wireMatch struct {
-	Key   string `json:"key"`
-	Value string `json:"value"`
-}
-
-type wireQuery struct {
-	Action  string          `json:"action"`
-	Limit   string          `json:"limit,omitempty"`
-	Offset  string          `json:"offset,omitempty"`
-	Tags    []wireTagFilter `json:"tags,omitempty"`
-	Matches []wireMatch     `json:"matches,omitempty"`
-}
-
-func queryBody(q KeyQuery, action string, limit, offset int) []byte {
-	w := wireQuery{Action: action}
-	if action == "filter" {
-		w.Limit, w.Offset = strconv.Itoa(limit), strconv.Itoa(offset)
-	}
-	for _, t := range q.Tags {
-		vals := t.Values
-		if vals == nil {
-			vals = []string{}
-		}
-		w.Tags = append(w.Tags, wireTagFilter{Key: t.Key, Values: vals})
-	}
-	for _, m := range q.Matches {
-		w.Matches = append(w.Matches, wireMatch(m))
-	}
-	b, _ := json.Marshal(w) // cannot fail: strings and slices only
-	return b
-}
-
-// resourceInstances decodes the page as it arrives (decodeKeyPageFrom): a
-// 1000-key page is 300-650 KB of JSON that is never held whole, which keeps
-// the exporter's memory small while many targets page at once.
-func (c *Client) resourceInstances(ctx context.Context, body []byte, wantResources bool, dst []Key) (KeyPage, error) {
+// filterKeys calls resource_instances with action filter for one page: up
+// to MaxPageSize keys starting at index offset, decoded into dst's storage
+// when the page fits in cap(dst).
+func (c *Client) filterKeys(ctx context.Context, offset int, dst []Key) (KeyPage, error) {
 	var page KeyPage
-	r := &request{
+	err := c.opts.Credential.do(ctx, &request{
 		endpoint:  EndpointResourceInstances,
 		region:    c.opts.Region,
 		method:    http.MethodPost,
 		url:       c.opts.Endpoint + c.projectPath("v1.0", "resource_instances/action"),
-		body:      body,
+		body:      []byte(`{"action":"filter","limit":"` + strconv.Itoa(MaxPageSize) + `","offset":"` + strconv.Itoa(offset) + `"}`),
 		projectID: c.opts.ProjectID,
 		// Each attempt decodes into dst afresh; only a complete page is kept.
-		decode: func(body io.Reader, size int64) error {
-			var err error
-			page, err = decodeKeyPageFrom(body, size, wantResources, dst)
+		decode: func(body io.Reader, size int64) (err error) {
+			page, err = decodeKeyPage(body, size, dst)
 			return err
 		},
-	}
-	if _, err := c.opts.Credential.do(ctx, r); err != nil {
+	})
+	if err != nil {
 		return KeyPage{}, err
+	}
+	if len(page.Keys) > MaxPageSize {
+		return KeyPage{}, decodeError(EndpointResourceInstances, http.StatusOK, "page at offset %d holds %d keys, more than the limit %d", offset, len(page.Keys), MaxPageSize)
 	}
 	return page, nil
-}
-
-// FilterKeys calls resource_instances with action filter for one page:
-// up to limit (1..MaxPageSize) keys starting at index offset.
-func (c *Client) FilterKeys(ctx context.Context, q KeyQuery, limit, offset int) (KeyPage, error) {
-	if limit < 1 || limit > MaxPageSize || offset < 0 {
-		return KeyPage{}, &Error{Endpoint: EndpointResourceInstances, Err: fmt.Errorf("invalid limit %d or offset %d", limit, offset)}
-	}
-	return c.filterKeysInto(ctx, q, limit, offset, nil)
-}
-
-// filterKeysInto is FilterKeys decoding into dst's storage when the page
-// fits in cap(dst).
-func (c *Client) filterKeysInto(ctx context.Context, q KeyQuery, limit, offset int, dst []Key) (KeyPage, error) {
-	p, err := c.resourceInstances(ctx, queryBody(q, "filter", limit, offset), true, dst)
-	if err != nil {
-		return KeyPage{}, err
-	}
-	if len(p.Keys) > limit {
-		return KeyPage{}, decodeError(EndpointResourceInstances, http.StatusOK, "page at offset %d holds %d keys, more than the limit %d", offset, len(p.Keys), limit)
-	}
-	return p, nil
-}
-
-// CountKeys calls resource_instances with action count.
-func (c *Client) CountKeys(ctx context.Context, q KeyQuery) (int, error) {
-	p, err := c.resourceInstances(ctx, queryBody(q, "count", 0, 0), false, nil)
-	if err != nil {
-		return 0, err
-	}
-	return p.Total, nil
 }
 
 // maxListedKeys bounds ListKeys against an absurd total_count.
 var maxListedKeys = 1_000_000
 
-// ListKeys returns every key matching q in the API's order: the first page
-// tells the total, the rest are fetched concurrently (as many at once as the
+// ListKeys returns every key in the API's order: the first page tells the
+// total, the rest are fetched concurrently (as many at once as the
 // credential allows in flight). Every page must hold exactly the keys the
 // total promises and agree on the total; if keys are created or deleted
 // while listing, ListKeys fails rather than return duplicates or gaps.
-func (c *Client) ListKeys(ctx context.Context, q KeyQuery) ([]Key, error) {
-	first, err := c.FilterKeys(ctx, q, MaxPageSize, 0)
+func (c *Client) ListKeys(ctx context.Context) ([]Key, error) {
+	first, err := c.filterKeys(ctx, 0, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -217,7 +139,7 @@ func (c *Client) ListKeys(ctx context.Context, q KeyQuery) ([]Key, error) {
 	for offset := MaxPageSize; offset < total; offset += MaxPageSize {
 		end := min(offset+MaxPageSize, total)
 		g.Go(func() error {
-			p, err := c.filterKeysInto(gctx, q, MaxPageSize, offset, keys[offset:end:end])
+			p, err := c.filterKeys(gctx, offset, keys[offset:end:end])
 			if err != nil {
 				return err
 			}
@@ -263,13 +185,13 @@ func (c *Client) Regions(ctx context.Context) ([]string, error) {
 	var all []string
 	for page := 0; page < maxRegionPages; page++ {
 		path := c.projectPath("v2", "regions") + "?limit=" + strconv.Itoa(regionsPageSize) + "&offset=" + strconv.Itoa(len(all))
-		body, id, err := c.get(ctx, EndpointRegions, path)
+		var regions []string
+		err := c.get(ctx, EndpointRegions, path, func(body io.Reader) (err error) {
+			regions, err = decodeRegions(body)
+			return err
+		})
 		if err != nil {
 			return nil, err
-		}
-		regions, err := decodeRegions(body)
-		if err != nil {
-			return nil, withRequestID(err, id)
 		}
 		all = append(all, regions...)
 		if len(regions) < regionsPageSize {

@@ -170,17 +170,16 @@ type request struct {
 	projectID string // X-Project-Id and the scope to authenticate for; "" for none
 	answerID  string // X-Request-Id of the last answer, set by send
 
-	// decode, if set, reads a successful answer straight from the
-	// response: body (capped at maxBodyBytes) of size bytes, -1 if unknown.
-	// Big answers (key pages) are then never held in memory whole. It runs
-	// again from scratch on every attempt, so it must start over each time.
-	// Its error fails the call without a retry, unless reading body failed.
+	// decode reads a successful answer straight from the response: body
+	// (capped at maxBodyBytes) of size bytes, -1 if unknown. Big answers
+	// (key pages) are then never held in memory whole. It runs again from
+	// scratch on every attempt, so it must start over each time. Its error
+	// fails the call without a retry, unless reading body failed.
 	decode func(body io.Reader, size int64) error
 }
 
 // attempt is the outcome of one try of a call.
 type attempt struct {
-	body  []byte
 	err   error
 	retry bool          // worth another try (429, 5xx, connection error)
 	req   *http.Request // the request sent, for rejecter
@@ -195,23 +194,23 @@ var tokenExpiredCodes = map[string]bool{
 }
 
 // do runs one call: the auth gate, then attempts with retries.
-func (c *Credential) do(ctx context.Context, r *request) ([]byte, error) {
+func (c *Credential) do(ctx context.Context, r *request) error {
 	return c.run(ctx, r.endpoint, func(ctx context.Context) attempt { return c.send(ctx, r) })
 }
 
 // run wraps try, one attempt, with the auth gate, the retry policy and the
 // token refresh.
-func (c *Credential) run(ctx context.Context, endpoint string, try func(context.Context) attempt) ([]byte, error) {
+func (c *Credential) run(ctx context.Context, endpoint string, try func(context.Context) attempt) error {
 	gen, probe, err := c.enter(ctx, endpoint)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	body, err := c.retry(ctx, try)
+	err = c.retry(ctx, try)
 	c.leave(gen, probe, err)
-	return body, err
+	return err
 }
 
-func (c *Credential) retry(ctx context.Context, try func(context.Context) attempt) ([]byte, error) {
+func (c *Credential) retry(ctx context.Context, try func(context.Context) attempt) error {
 	refreshed := false
 	tries, backoff := 0, time.Duration(0)
 	for n := 0; ; n++ {
@@ -220,7 +219,7 @@ func (c *Credential) retry(ctx context.Context, try func(context.Context) attemp
 		traceAttempt(ctx, a, tries, backoff)
 		backoff = 0
 		if a.err == nil {
-			return a.body, nil
+			return nil
 		}
 		if e, ok := asError(a.err); ok && a.sent && e.StatusCode == http.StatusUnauthorized && !refreshed && tokenExpiredCodes[e.Code] {
 			if rj, ok := c.opts.Auth.(rejecter); ok && a.req != nil {
@@ -233,7 +232,7 @@ func (c *Credential) retry(ctx context.Context, try func(context.Context) attemp
 			}
 		}
 		if !a.retry || n >= maxRetries || ctx.Err() != nil {
-			return nil, a.err
+			return a.err
 		}
 		d := retryBase << n
 		if d > retryMaxDelay || d <= 0 {
@@ -241,7 +240,7 @@ func (c *Credential) retry(ctx context.Context, try func(context.Context) attemp
 		}
 		d = d/2 + rand.N(d/2+1)
 		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < d+minAttemptTime {
-			return nil, a.err
+			return a.err
 		}
 		t := time.NewTimer(d)
 		select {
@@ -249,7 +248,7 @@ func (c *Credential) retry(ctx context.Context, try func(context.Context) attemp
 			backoff = d
 		case <-ctx.Done():
 			t.Stop()
-			return nil, a.err
+			return a.err
 		}
 	}
 }
@@ -317,54 +316,34 @@ func (c *Credential) send(ctx context.Context, r *request) (res attempt) {
 	defer resp.Body.Close()
 	r.answerID = resp.Header.Get("X-Request-Id")
 	call.status, call.reqID = resp.StatusCode, r.answerID
-	ok := resp.StatusCode >= 200 && resp.StatusCode <= 299
-	if ok && r.decode != nil {
-		return c.decode(ctx, r, req, resp, start)
-	}
-	body, rerr := readBody(resp)
-	c.observe(r, strconv.Itoa(resp.StatusCode), time.Since(start))
-	a := attempt{req: req, sent: true}
-	if !ok {
-		a.err = parseError(r.endpoint, resp.StatusCode, resp.Header, body)
-		a.retry = retryableStatus(resp.StatusCode)
-		return a
-	}
-	if rerr != nil {
-		return brokenTransfer(ctx, r, req, resp.StatusCode, rerr)
-	}
-	a.body = body
-	return a
+	return c.answer(ctx, r, req, resp, start)
 }
 
-// brokenTransfer is the attempt of a 2xx answer whose body could not be read
-// whole: retried like a connection error, unless the answer is over the cap
-// or the call is out of time.
-func brokenTransfer(ctx context.Context, r *request, req *http.Request, status int, rerr error) attempt {
-	if ctx.Err() != nil {
-		rerr = ctx.Err()
+// answer reads the answer to req: an error status, or a successful answer
+// for r.decode.
+func (c *Credential) answer(ctx context.Context, r *request, req *http.Request, resp *http.Response, start time.Time) attempt {
+	body := capBody(resp)
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		data, _ := io.ReadAll(body)
+		c.observe(r, strconv.Itoa(resp.StatusCode), time.Since(start))
+		return attempt{err: parseError(r.endpoint, resp.StatusCode, resp.Header, data),
+			retry: retryableStatus(resp.StatusCode), req: req, sent: true}
 	}
-	e := &Error{Endpoint: r.endpoint, StatusCode: status, RequestID: r.answerID, Err: rerr}
-	return attempt{err: e, retry: ctx.Err() == nil && !errors.Is(rerr, errBodyTooLarge), req: req, sent: true}
-}
-
-// decode hands a successful answer to r.decode. The observed duration is
-// that of reading the body as with readBody, but it now includes decoding,
-// which is interleaved with reading (about 2 ms for a 1000-key page).
-func (c *Credential) decode(ctx context.Context, r *request, req *http.Request, resp *http.Response, start time.Time) attempt {
-	var err error
-	body := &bodyReader{r: resp.Body, left: maxBodyBytes}
-	if resp.ContentLength > maxBodyBytes {
-		err = bodyTooLargeError{maxBodyBytes}
-		body.err = err
-	} else {
-		err = r.decode(body, resp.ContentLength)
-	}
+	// The observed duration includes decoding, which is interleaved with
+	// reading (a few ms for a 1000-key page).
+	err := r.decode(body, resp.ContentLength)
 	c.observe(r, strconv.Itoa(resp.StatusCode), time.Since(start))
-	if err == nil {
+	switch {
+	case err == nil:
 		return attempt{req: req, sent: true}
-	}
-	if body.err != nil {
-		return brokenTransfer(ctx, r, req, resp.StatusCode, body.err)
+	case body.err != nil:
+		// The transfer broke: retried like a connection error, unless the
+		// answer is over the cap or the call is out of time.
+		if ctx.Err() != nil {
+			body.err = ctx.Err()
+		}
+		e := &Error{Endpoint: r.endpoint, StatusCode: resp.StatusCode, RequestID: r.answerID, Err: body.err}
+		return attempt{err: e, retry: ctx.Err() == nil && !errors.Is(body.err, errBodyTooLarge), req: req, sent: true}
 	}
 	// A malformed answer comes back the same when asked again.
 	if e, ok := asError(err); ok && e.RequestID == "" {
@@ -375,16 +354,24 @@ func (c *Credential) decode(ctx context.Context, r *request, req *http.Request, 
 	return attempt{err: err, req: req, sent: true}
 }
 
-// bodyReader is a response body as a decoder reads it: capped at
-// maxBodyBytes like readBody, and remembering its read error so that send
-// can tell a broken transfer (retried) from a malformed answer (not).
-type bodyReader struct {
+// cappedBody is a response body read no further than maxBodyBytes. It
+// remembers its read error, so that send can tell a broken transfer
+// (retried) from a malformed answer (not).
+type cappedBody struct {
 	r    io.Reader
 	left int64 // bytes allowed before the cap
 	err  error // the first error other than io.EOF
 }
 
-func (b *bodyReader) Read(p []byte) (int, error) {
+func capBody(resp *http.Response) *cappedBody {
+	b := &cappedBody{r: resp.Body, left: maxBodyBytes}
+	if resp.ContentLength > maxBodyBytes {
+		b.err = bodyTooLargeError{maxBodyBytes}
+	}
+	return b
+}
+
+func (b *cappedBody) Read(p []byte) (int, error) {
 	if b.err != nil {
 		return 0, b.err
 	}
@@ -403,6 +390,11 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 		return n, err
 	}
 	return n, b.err
+}
+
+// readBody reads a whole answer, up to the cap.
+func readBody(resp *http.Response) ([]byte, error) {
+	return io.ReadAll(capBody(resp))
 }
 
 func (c *Credential) observe(r *request, code string, d time.Duration) {
@@ -433,62 +425,6 @@ func (e bodyTooLargeError) Error() string {
 	return fmt.Sprintf("response body exceeds %d bytes", e.limit)
 }
 func (e bodyTooLargeError) Is(target error) bool { return target == errBodyTooLarge }
-
-// readBody reads at most maxBodyBytes of the answer.
-func readBody(resp *http.Response) ([]byte, error) {
-	limit := maxBodyBytes
-	if resp.ContentLength > limit {
-		return nil, bodyTooLargeError{limit}
-	}
-	if resp.ContentLength < 0 {
-		return readChunks(resp.Body, limit)
-	}
-	// Exactly Content-Length bytes: bytes.Buffer.ReadFrom would keep 512
-	// bytes spare and so double a buffer sized to fit.
-	b := make([]byte, resp.ContentLength)
-	if n, err := io.ReadFull(resp.Body, b); err != nil {
-		return b[:n], fmt.Errorf("reading response body: %w", err)
-	}
-	return b, nil
-}
-
-// readChunks reads a body of unknown length in fixed chunks: a body that
-// runs past the limit costs about the limit, where one growing buffer would
-// allocate every doubling on the way (five times the limit in all).
-func readChunks(r io.Reader, limit int64) ([]byte, error) {
-	const chunkSize = 64 << 10
-	var (
-		chunks [][]byte
-		n      int64
-		err    error
-	)
-	r = io.LimitReader(r, limit+1)
-	for err == nil {
-		c := make([]byte, chunkSize)
-		var m int
-		m, err = io.ReadFull(r, c)
-		if m > 0 {
-			chunks = append(chunks, c[:m])
-			n += int64(m)
-		}
-		if n > limit {
-			return nil, bodyTooLargeError{limit}
-		}
-	}
-	if err == io.EOF || err == io.ErrUnexpectedEOF {
-		err = nil
-	} else {
-		err = fmt.Errorf("reading response body: %w", err)
-	}
-	if len(chunks) == 1 {
-		return chunks[0], err
-	}
-	body := make([]byte, 0, n)
-	for _, c := range chunks {
-		body = append(body, c...)
-	}
-	return body, err
-}
 
 // gate implements the pause after authentication failures and the single
 // probe while the credential is not known to work.

@@ -2,70 +2,71 @@ package kmsapi
 
 import (
 	"bytes"
-	"encoding/json"
+	"cmp"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // The API documents some fields as strings and returns them as numbers, or
-// the other way round (see KMS-API-NOTES.md). flexInt accepts a JSON number,
-// a string holding a number, "" and null; the last two mean 0.
+// the other way round. flexInt accepts a JSON number, a string holding a
+// number, "" and null; the last two mean 0.
 type flexInt int64
 
-func (f *flexInt) UnmarshalJSON(b []byte) error {
-	b = bytes.TrimSpace(b)
-	if len(b) == 0 {
-		return errors.New("empty value")
-	}
-	if b[0] == '"' {
-		if len(b) < 2 || b[len(b)-1] != '"' {
-			return fmt.Errorf("malformed string %.40q", b)
-		}
-		b = bytes.TrimSpace(b[1 : len(b)-1])
-		if bytes.IndexByte(b, '\\') >= 0 {
-			return fmt.Errorf("expected a number, got %.40q", b)
-		}
-		if len(b) == 0 {
-			*f = 0
-			return nil
-		}
-	} else if string(b) == "null" {
-		*f = 0
-		return nil
-	}
-	n, err := parseInt(b)
+func (f *flexInt) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	v, err := dec.ReadValue()
 	if err != nil {
 		return err
 	}
+	n, err := parseFlexInt(v)
 	*f = flexInt(n)
-	return nil
+	return err
+}
+
+func parseFlexInt(v jsontext.Value) (int64, error) {
+	switch v.Kind() {
+	case 'n':
+		return 0, nil
+	case '0':
+		return parseInt(v)
+	case '"':
+		b := bytes.TrimSpace(v[1 : len(v)-1])
+		if len(b) == 0 {
+			return 0, nil
+		}
+		if bytes.IndexByte(b, '\\') < 0 {
+			return parseInt(b)
+		}
+	}
+	return 0, fmt.Errorf("expected a number, got %.40q", v)
 }
 
 // parseInt parses decimal digits without allocating, falling back to
 // strconv.ParseFloat for forms like 1.5e12 that some encoders write.
 func parseInt(b []byte) (int64, error) {
-	neg := false
 	d := b
+	neg := len(d) > 0 && d[0] == '-'
 	if len(d) > 0 && (d[0] == '-' || d[0] == '+') {
-		neg = d[0] == '-'
 		d = d[1:]
 	}
 	if len(d) > 0 && len(d) <= 18 {
 		var n int64
-		ok := true
 		for _, c := range d {
 			if c < '0' || c > '9' {
-				ok = false
+				n = -1
 				break
 			}
 			n = n*10 + int64(c-'0')
 		}
-		if ok {
+		if n >= 0 {
 			if neg {
 				n = -n
 			}
@@ -82,37 +83,48 @@ func parseInt(b []byte) (int64, error) {
 // flexString accepts a JSON string, number or bool as text, and null as "".
 type flexString string
 
-func (f *flexString) UnmarshalJSON(b []byte) error {
-	b = bytes.TrimSpace(b)
-	if len(b) > 0 && b[0] == '"' {
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
-			return err
-		}
-		*f = flexString(s)
-		return nil
+func (f *flexString) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	v, err := dec.ReadValue()
+	if err != nil {
+		return err
 	}
-	if string(b) == "null" {
-		*f = ""
-		return nil
-	}
-	if len(b) > 0 && (b[0] == '{' || b[0] == '[') {
-		return fmt.Errorf("expected a string, got %.40q", b)
-	}
+	b, err := scalarText(v)
 	*f = flexString(b)
-	return nil
+	return err
+}
+
+// scalarText is the text of a JSON string, number or bool; nil for null.
+func scalarText(v jsontext.Value) ([]byte, error) {
+	switch v.Kind() {
+	case 'n':
+		return nil, nil
+	case '"':
+		return unquote(v)
+	case '{', '[':
+		return nil, fmt.Errorf("expected a string, got %.20q", v)
+	}
+	return v, nil
+}
+
+// unquote returns the text of a JSON string value; without escapes it
+// aliases v.
+func unquote(v jsontext.Value) ([]byte, error) {
+	if bytes.IndexByte(v, '\\') < 0 {
+		return v[1 : len(v)-1], nil
+	}
+	return jsontext.AppendUnquote(nil, v)
 }
 
 // apiTime turns an API timestamp into a time: 0 (or "", null) means none,
 // values above 1e12 are milliseconds, smaller ones seconds.
-func apiTime(v flexInt) time.Time {
+func apiTime(v int64) time.Time {
 	switch {
 	case v <= 0:
 		return time.Time{}
 	case v > 1e12:
-		return time.UnixMilli(int64(v)).UTC()
+		return time.UnixMilli(v).UTC()
 	default:
-		return time.Unix(int64(v), 0).UTC()
+		return time.Unix(v, 0).UTC()
 	}
 }
 
@@ -121,9 +133,15 @@ func decodeError(endpoint string, status int, format string, args ...any) *Error
 	return &Error{Endpoint: endpoint, StatusCode: status, Err: fmt.Errorf(format, args...)}
 }
 
-func unmarshal(endpoint string, body []byte, v any) error {
-	if err := json.Unmarshal(body, v); err != nil {
-		return decodeError(endpoint, http.StatusOK, "decoding response: %w", err)
+// decodeOptions accept a member named twice (the last one counts), as
+// encoding/json does; checking names for duplicates is a fifth of the
+// time a key page takes.
+var decodeOptions = jsontext.AllowDuplicateNames(true)
+
+// unmarshal reads the JSON answer of endpoint from r into v.
+func unmarshal(endpoint string, status int, r io.Reader, v any) error {
+	if err := json.UnmarshalRead(r, v, decodeOptions); err != nil {
+		return decodeError(endpoint, status, "decoding response: %w", err)
 	}
 	return nil
 }
@@ -138,9 +156,9 @@ type wireQuotas struct {
 	} `json:"quotas"`
 }
 
-func decodeQuotas(body []byte) ([]Quota, error) {
+func decodeQuotas(r io.Reader) ([]Quota, error) {
 	var w wireQuotas
-	if err := unmarshal(EndpointQuotas, body, &w); err != nil {
+	if err := unmarshal(EndpointQuotas, http.StatusOK, r, &w); err != nil {
 		return nil, err
 	}
 	if w.Quotas == nil {
@@ -153,11 +171,11 @@ func decodeQuotas(body []byte) ([]Quota, error) {
 	return out, nil
 }
 
-func decodeInstances(body []byte) (int64, error) {
+func decodeInstances(r io.Reader) (int64, error) {
 	var w struct {
 		InstanceNum *flexInt `json:"instance_num"`
 	}
-	if err := unmarshal(EndpointInstances, body, &w); err != nil {
+	if err := unmarshal(EndpointInstances, http.StatusOK, r, &w); err != nil {
 		return 0, err
 	}
 	if w.InstanceNum == nil {
@@ -169,11 +187,11 @@ func decodeInstances(body []byte) (int64, error) {
 	return int64(*w.InstanceNum), nil
 }
 
-func decodeRegions(body []byte) ([]string, error) {
+func decodeRegions(r io.Reader) ([]string, error) {
 	var w struct {
 		Regions *[]string `json:"regions"`
 	}
-	if err := unmarshal(EndpointRegions, body, &w); err != nil {
+	if err := unmarshal(EndpointRegions, http.StatusOK, r, &w); err != nil {
 		return nil, err
 	}
 	if w.Regions == nil {
@@ -183,14 +201,14 @@ func decodeRegions(body []byte) ([]string, error) {
 }
 
 // decodeProjects picks the one project named name from GET /v3/projects.
-func decodeProjects(body []byte, name string) (string, error) {
+func decodeProjects(r io.Reader, name string) (string, error) {
 	var w struct {
 		Projects *[]struct {
 			ID   string `json:"id"`
 			Name string `json:"name"`
 		} `json:"projects"`
 	}
-	if err := unmarshal(EndpointIAMProjects, body, &w); err != nil {
+	if err := unmarshal(EndpointIAMProjects, http.StatusOK, r, &w); err != nil {
 		return "", err
 	}
 	if w.Projects == nil {
@@ -222,8 +240,8 @@ func decodeTokenBody(body []byte) (expires time.Time, projectID string, err erro
 			} `json:"project"`
 		} `json:"token"`
 	}
-	if err := json.Unmarshal(body, &w); err != nil {
-		return time.Time{}, "", decodeError(EndpointIAMToken, http.StatusCreated, "decoding response: %w", err)
+	if err := unmarshal(EndpointIAMToken, http.StatusCreated, bytes.NewReader(body), &w); err != nil {
+		return time.Time{}, "", err
 	}
 	if w.Token == nil {
 		return time.Time{}, "", decodeError(EndpointIAMToken, http.StatusCreated, "response lacks token")
@@ -253,7 +271,7 @@ func decodeSecurityKey(body []byte) (securityKey, error) {
 			ExpiresAt     string `json:"expires_at"`
 		} `json:"credential"`
 	}
-	if err := unmarshal(EndpointECSMetadata, body, &w); err != nil {
+	if err := unmarshal(EndpointECSMetadata, http.StatusOK, bytes.NewReader(body), &w); err != nil {
 		return securityKey{}, err
 	}
 	c := w.Credential
@@ -285,6 +303,15 @@ func parseAPITimestamp(s string) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("unparseable time %.40q", s)
 }
 
+// errorFields are the members error answers use, in any of their shapes.
+type errorFields struct {
+	ErrorCode flexString `json:"error_code"`
+	ErrorMsg  flexString `json:"error_msg"`
+	Code      flexString `json:"code"`
+	Message   flexString `json:"message"`
+	RequestID flexString `json:"request_id"`
+}
+
 // parseError builds the *Error for a non-2xx answer from either the KMS
 // shape {"error":{"error_code","error_msg"}}, the flat API Gateway shape
 // {"error_code","error_msg","request_id"}, or IAM's {"error":{"code","message"}}.
@@ -294,45 +321,28 @@ func parseError(endpoint string, status int, header http.Header, body []byte) *E
 	if header != nil {
 		e.RequestID = header.Get("X-Request-Id")
 	}
-	type fields struct {
-		ErrorCode flexString `json:"error_code"`
-		ErrorMsg  flexString `json:"error_msg"`
-		Code      flexString `json:"code"`
-		Message   flexString `json:"message"`
-		RequestID flexString `json:"request_id"`
-	}
 	var w struct {
-		fields
-		Error json.RawMessage `json:"error"`
+		errorFields
+		Error jsontext.Value `json:"error"`
 	}
 	if json.Unmarshal(body, &w) != nil {
 		return e
 	}
-	f := w.fields
-	if len(w.Error) > 0 {
-		var inner fields
-		if json.Unmarshal(w.Error, &inner) == nil {
-			if inner.ErrorCode != "" || inner.Code != "" || inner.ErrorMsg != "" || inner.Message != "" {
-				f.ErrorCode, f.Code, f.ErrorMsg, f.Message = inner.ErrorCode, inner.Code, inner.ErrorMsg, inner.Message
-			}
-			if f.RequestID == "" {
-				f.RequestID = inner.RequestID
-			}
-		} else {
-			var s string
-			if json.Unmarshal(w.Error, &s) == nil && f.ErrorMsg == "" {
-				f.ErrorMsg = flexString(s)
-			}
+	f := w.errorFields
+	var inner errorFields
+	var msg string
+	switch {
+	case len(w.Error) == 0:
+	case json.Unmarshal(w.Error, &inner) == nil:
+		if inner.ErrorCode != "" || inner.Code != "" || inner.ErrorMsg != "" || inner.Message != "" {
+			f.ErrorCode, f.Code, f.ErrorMsg, f.Message = inner.ErrorCode, inner.Code, inner.ErrorMsg, inner.Message
 		}
+		f.RequestID = cmp.Or(f.RequestID, inner.RequestID)
+	case json.Unmarshal(w.Error, &msg) == nil:
+		f.ErrorMsg = cmp.Or(f.ErrorMsg, flexString(msg))
 	}
-	e.Code = clean(string(f.ErrorCode))
-	if e.Code == "" {
-		e.Code = clean(string(f.Code))
-	}
-	e.Message = clean(string(f.ErrorMsg))
-	if e.Message == "" {
-		e.Message = clean(string(f.Message))
-	}
+	e.Code = clean(string(cmp.Or(f.ErrorCode, f.Code)))
+	e.Message = clean(string(cmp.Or(f.ErrorMsg, f.Message)))
 	if e.RequestID == "" {
 		e.RequestID = clean(string(f.RequestID))
 	}

@@ -53,41 +53,6 @@ func asError(err error) (*Error, bool) {
 	return e, ok
 }
 
-// IsThrottled reports a 429 from the API gateway.
-func IsThrottled(err error) bool {
-	e, ok := asError(err)
-	return ok && e.StatusCode == http.StatusTooManyRequests
-}
-
-// IsAuthFailure reports that the API rejected the credentials (401), or that
-// the call was refused without sending because the credential is paused
-// after such a failure.
-func IsAuthFailure(err error) bool {
-	if errors.Is(err, ErrCredentialPaused) {
-		return true
-	}
-	e, ok := asError(err)
-	return ok && e.StatusCode == http.StatusUnauthorized
-}
-
-// IsForbidden reports a 403: authenticated, but not allowed.
-func IsForbidden(err error) bool {
-	e, ok := asError(err)
-	return ok && e.StatusCode == http.StatusForbidden
-}
-
-// IsNotFound reports a 404.
-func IsNotFound(err error) bool {
-	e, ok := asError(err)
-	return ok && e.StatusCode == http.StatusNotFound
-}
-
-// IsServerError reports a 5xx answer.
-func IsServerError(err error) bool {
-	e, ok := asError(err)
-	return ok && e.StatusCode >= 500 && e.StatusCode <= 599
-}
-
 // ErrCredentialPaused is returned (wrapped, with the remembered failure)
 // when a credential is resting after an authentication failure.
 var ErrCredentialPaused = errors.New("credential paused after an authentication failure")

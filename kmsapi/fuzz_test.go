@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"io"
 	"net/http"
+	"reflect"
 	"strings"
 	"testing"
+	"testing/iotest"
 )
 
 // Fuzz targets for everything that reads a server's answer. Seeds are the
@@ -30,7 +32,7 @@ func FuzzDecodeQuotas(f *testing.F) {
 	f.Add([]byte(`{"quotas":{"resources":[{"quota":"20","used":"1","type":"CMK"}]}}`))
 	f.Add([]byte(`{"quotas":{"resources":null}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		q, err := decodeQuotas(b)
+		q, err := decodeQuotas(bytes.NewReader(b))
 		checkDecodeErr(t, EndpointQuotas, err)
 		if err == nil && q == nil {
 			t.Fatal("nil quotas without error")
@@ -43,7 +45,7 @@ func FuzzDecodeInstances(f *testing.F) {
 	f.Add([]byte(`{"instance_num":"15"}`))
 	f.Add([]byte(`{"instance_num":1.5e3}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		n, err := decodeInstances(b)
+		n, err := decodeInstances(bytes.NewReader(b))
 		checkDecodeErr(t, EndpointInstances, err)
 		if err == nil && n < 0 {
 			t.Fatalf("negative count %d", n)
@@ -51,19 +53,27 @@ func FuzzDecodeInstances(f *testing.F) {
 	})
 }
 
+// FuzzDecodeKeyPage decodes each input whole and a byte at a time: both
+// give the same page, or both a named decode error.
 func FuzzDecodeKeyPage(f *testing.F) {
-	f.Add([]byte(keyPageDocExample), true)
-	f.Add([]byte(keyPageSDKShape), true)
-	f.Add([]byte(`{"resources":null,"total_count":"42"}`), false)
-	f.Add(keyPageJSON(0, 3, 3), true)
-	f.Fuzz(func(t *testing.T, b []byte, filter bool) {
-		p, err := decodeKeyPage(b, filter)
+	f.Add([]byte(keyPageDocExample))
+	f.Add([]byte(keyPageSDKShape))
+	f.Add([]byte(keyPageFullShape))
+	f.Add([]byte(`{"RESOURCES":[{"resource_id":"a","tags":[null,{"key":"k","value":"v\u00e9"}]}],"total_count":1.0}`))
+	f.Add([]byte(`{"resources":[{"resource_id":"a\ud800","resource_detail":{"key_state":" 2 "}}],"total_count":"1","x":[[{}],-0.5e3,true]}`))
+	f.Add(keyPageJSON(0, 3, 3))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p, err := decodeKeyPage(bytes.NewReader(b), int64(len(b)), nil)
 		checkDecodeErr(t, EndpointResourceInstances, err)
+		streamed, serr := decodeKeyPage(iotest.OneByteReader(bytes.NewReader(b)), -1, nil)
+		if (err == nil) != (serr == nil) || err == nil && !reflect.DeepEqual(p, streamed) {
+			t.Fatalf("whole: %v, %v\nstreamed: %v, %v", p, err, streamed, serr)
+		}
 		if err != nil {
 			return
 		}
-		if p.Total < 0 {
-			t.Fatalf("negative total %d", p.Total)
+		if p.Total < 0 || p.Keys == nil {
+			t.Fatalf("total %d, keys %v", p.Total, p.Keys)
 		}
 		for _, k := range p.Keys {
 			if k.ID == "" {
@@ -78,7 +88,7 @@ func FuzzDecodeRegions(f *testing.F) {
 	f.Add([]byte(`{"regions" : [ "cn-north-2", "cn-north-4", "cn-north-1" ]}`))
 	f.Add([]byte(`{"regions":[]}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		_, err := decodeRegions(b)
+		_, err := decodeRegions(bytes.NewReader(b))
 		checkDecodeErr(t, EndpointRegions, err)
 	})
 }
@@ -86,7 +96,7 @@ func FuzzDecodeRegions(f *testing.F) {
 func FuzzDecodeProjects(f *testing.F) {
 	f.Add([]byte(`{"projects":[{"id":"p-1","name":"cn-north-4","domain_id":"d","enabled":true}]}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		id, err := decodeProjects(b, "cn-north-4")
+		id, err := decodeProjects(bytes.NewReader(b), "cn-north-4")
 		checkDecodeErr(t, EndpointIAMProjects, err)
 		if err == nil && id == "" {
 			t.Fatal("empty project ID without error")
@@ -142,29 +152,16 @@ func FuzzParseError(f *testing.F) {
 	})
 }
 
+// BenchmarkDecodeKeyPage1000 decodes a synthetic 1000-key page as it would
+// come from a response: in reads of at most 16 KiB (a TLS record).
 func BenchmarkDecodeKeyPage1000(b *testing.B) {
-	page := keyPageJSON(0, 1000, 5000)
-	b.SetBytes(int64(len(page)))
-	b.ReportAllocs()
-	for b.Loop() {
-		p, err := decodeKeyPage(page, true)
-		if err != nil || len(p.Keys) != 1000 {
-			b.Fatal(err)
-		}
-	}
-}
-
-// BenchmarkDecodeKeyPageStream1000 decodes the same page as it would come
-// from a response: through the pooled window, in reads of at most 16 KiB
-// (a TLS record).
-func BenchmarkDecodeKeyPageStream1000(b *testing.B) {
 	page := keyPageJSON(0, 1000, 5000)
 	b.SetBytes(int64(len(page)))
 	b.ReportAllocs()
 	r := bytes.NewReader(page)
 	for b.Loop() {
 		r.Reset(page)
-		p, err := decodeKeyPageFrom(&maxReader{r, 16 << 10}, int64(len(page)), true, nil)
+		p, err := decodeKeyPage(&maxReader{r, 16 << 10}, int64(len(page)), nil)
 		if err != nil || len(p.Keys) != 1000 {
 			b.Fatal(err)
 		}

@@ -133,3 +133,23 @@ func mustError(t *testing.T, err error) *Error {
 	}
 	return e
 }
+
+// statusOf is the HTTP status a call failed with; 0 without an *Error.
+func statusOf(err error) int {
+	if e, ok := asError(err); ok {
+		return e.StatusCode
+	}
+	return 0
+}
+
+func statusIs(code int) func(error) bool {
+	return func(err error) bool { return statusOf(err) == code }
+}
+
+func isServerError(err error) bool { return statusOf(err) >= 500 }
+
+// isAuthFailure: the API rejected the credentials, or the call was refused
+// unsent because the credential is paused after that.
+func isAuthFailure(err error) bool {
+	return errors.Is(err, ErrCredentialPaused) || statusOf(err) == http.StatusUnauthorized
+}

@@ -2,6 +2,7 @@ package kmsapi
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/url"
 )
@@ -39,11 +40,13 @@ func (c *Credential) ListProjects(ctx context.Context) ([]Project, error) {
 	var all []Project
 	seen := map[string]bool{}
 	for range maxProjectPages {
-		body, err := c.do(ctx, &request{endpoint: EndpointIAMProjectList, method: http.MethodGet, url: next})
-		if err != nil {
-			return nil, err
-		}
-		page, link, err := decodeProjectList(body)
+		var page []Project
+		var link string
+		err := c.do(ctx, &request{endpoint: EndpointIAMProjectList, method: http.MethodGet, url: next,
+			decode: func(body io.Reader, _ int64) (err error) {
+				page, link, err = decodeProjectList(body)
+				return err
+			}})
 		if err != nil {
 			return nil, err
 		}
@@ -70,7 +73,7 @@ func (c *Credential) ListProjects(ctx context.Context) ([]Project, error) {
 
 // decodeProjectList reads one page of GET /v3/auth/projects and its
 // links.next ("" when absent or null).
-func decodeProjectList(body []byte) ([]Project, string, error) {
+func decodeProjectList(body io.Reader) ([]Project, string, error) {
 	var w struct {
 		Projects *[]struct {
 			ID       string `json:"id"`
@@ -83,7 +86,7 @@ func decodeProjectList(body []byte) ([]Project, string, error) {
 			Next *string `json:"next"`
 		} `json:"links"`
 	}
-	if err := unmarshal(EndpointIAMProjectList, body, &w); err != nil {
+	if err := unmarshal(EndpointIAMProjectList, http.StatusOK, body, &w); err != nil {
 		return nil, "", err
 	}
 	if w.Projects == nil {

@@ -141,7 +141,7 @@ func TestListProjectsWrongSecretPauses(t *testing.T) {
 	srv := start(t, accountScenario())
 	cred := newCredential(t, srv, kmsapi.NewAKSK(kmsfake.ExampleAccessKey.AK, "wrong", ""))
 	ctx := ctxFor(t, 10*time.Second)
-	if _, err := cred.ListProjects(ctx); !kmsapi.IsAuthFailure(err) {
+	if _, err := cred.ListProjects(ctx); !isAuthFailure(err) {
 		t.Fatalf("first listing: %v, want an authentication failure", err)
 	}
 	if _, err := cred.ListProjects(ctx); !errors.Is(err, kmsapi.ErrCredentialPaused) {

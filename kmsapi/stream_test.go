@@ -57,7 +57,7 @@ func TestKeyPageCutMidBodyIsRetried(t *testing.T) {
 			}
 			w.Write(page)
 		})
-		p, err := newTestClient(t, srv.URL, NewAKSK(testAK, testSK, "")).FilterKeys(ctxTimeout(t, 10*time.Second), KeyQuery{}, 1000, 0)
+		p, err := newTestClient(t, srv.URL, NewAKSK(testAK, testSK, "")).filterKeys(ctxTimeout(t, 10*time.Second), 0, nil)
 		if err != nil || len(p.Keys) != 200 || p.Keys[199].ID != "key-000199" {
 			t.Errorf("Content-Length %v: %d keys, %v", withLength, len(p.Keys), err)
 		}
@@ -69,10 +69,10 @@ func TestKeyPageCutMidBodyIsRetried(t *testing.T) {
 
 func TestBadKeyPageIsNotRetried(t *testing.T) {
 	good := keyPageJSON(0, 200, 200)
-	// Bad past the first window, so the error comes mid-stream.
+	// Bad past the first 32 KiB, so the error comes mid-stream.
 	bad := strings.Replace(string(good), `"resource_id":"key-000150"`, `"resource_id":key-000150"`, 1)
-	if bad == string(good) || strings.Index(bad, "key-000150") < windowSize {
-		t.Fatal("bad page is not bad past the first window")
+	if bad == string(good) || strings.Index(bad, "key-000150") < 32<<10 {
+		t.Fatal("bad page is not bad past the first 32 KiB")
 	}
 	for name, body := range map[string]string{
 		"malformed": bad,
@@ -85,7 +85,7 @@ func TestBadKeyPageIsNotRetried(t *testing.T) {
 			w.Header().Set("X-Request-Id", "rid-bad")
 			io.WriteString(w, body)
 		})
-		_, err := newTestClient(t, srv.URL, NewAKSK(testAK, testSK, "")).FilterKeys(ctxTimeout(t, 10*time.Second), KeyQuery{}, 1000, 0)
+		_, err := newTestClient(t, srv.URL, NewAKSK(testAK, testSK, "")).filterKeys(ctxTimeout(t, 10*time.Second), 0, nil)
 		e := mustError(t, err)
 		if e.StatusCode != 200 || e.Endpoint != EndpointResourceInstances || e.RequestID != "rid-bad" || errors.Is(err, errBodyTooLarge) {
 			t.Errorf("%s: got %#v: %v", name, e, err)
@@ -117,7 +117,7 @@ func TestListKeysRetryLeavesNoPartialPage(t *testing.T) {
 		}
 		w.Write(keyPageJSON(offset, n, total))
 	})
-	keys, err := newTestClient(t, srv.URL, NewAKSK(testAK, testSK, "")).ListKeys(ctxTimeout(t, 10*time.Second), KeyQuery{})
+	keys, err := newTestClient(t, srv.URL, NewAKSK(testAK, testSK, "")).ListKeys(ctxTimeout(t, 10*time.Second))
 	if err != nil || len(keys) != total {
 		t.Fatalf("%d keys, %v", len(keys), err)
 	}
@@ -156,9 +156,8 @@ func (b *countingBody) Read(p []byte) (int, error) {
 }
 
 // An answer past the cap fails without a retry, having read no more than
-// the cap and a window: whether it is endless keys (the window stays
-// small), one endless string (the window grows to the cap), or announced
-// too long.
+// one byte past the cap: whether it is endless keys, one endless string,
+// or announced too long (then nothing is read).
 func TestKeyPageOverCap(t *testing.T) {
 	const limit = 256 << 10
 	defer SetMaxBodyBytes(limit)()
@@ -191,7 +190,7 @@ func TestKeyPageOverCap(t *testing.T) {
 		c := newTestClient(t, srv.URL, NewAKSK(testAK, testSK, ""), func(o *CredentialOptions) {
 			o.HTTPClient = &http.Client{Transport: tr}
 		})
-		_, err := c.FilterKeys(ctxTimeout(t, 10*time.Second), KeyQuery{}, 1000, 0)
+		_, err := c.filterKeys(ctxTimeout(t, 10*time.Second), 0, nil)
 		if e := mustError(t, err); !errors.Is(err, errBodyTooLarge) || e.StatusCode != 200 || !strings.Contains(err.Error(), "response body exceeds 262144 bytes") {
 			t.Errorf("%s: got %v", name, err)
 		}
@@ -199,7 +198,7 @@ func TestKeyPageOverCap(t *testing.T) {
 			t.Errorf("%s: %d calls, want 1", name, calls.Load())
 		}
 		read := tr.read.Load()
-		if read > limit+windowSize || tc.length && read > windowSize {
+		if read > limit+1 || tc.length && read > 0 {
 			t.Errorf("%s: read %d bytes for a cap of %d", name, read, limit)
 		}
 		t.Logf("%s: read %d bytes", name, read)

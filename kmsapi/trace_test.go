@@ -107,7 +107,7 @@ func TestTraceHoldsNoSecret(t *testing.T) {
 			if _, err := c.Quotas(ctx); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := c.ListKeys(ctx, kmsapi.KeyQuery{}); err != nil {
+			if _, err := c.ListKeys(ctx); err != nil {
 				t.Fatal(err)
 			}
 			if _, err := c.Credential().LookupProject(ctx, p.Region); err != nil {

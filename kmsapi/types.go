@@ -25,9 +25,6 @@ const (
 	StatePendingImport     KeyState = 5
 )
 
-// KnownKeyStates lists the states the API documents, in order.
-var KnownKeyStates = []KeyState{StatePendingActivation, StateEnabled, StateDisabled, StatePendingDeletion, StatePendingImport}
-
 // String gives the metric label value of a state; "unknown" for anything the
 // API does not document.
 func (s KeyState) String() string {
@@ -63,6 +60,15 @@ type Key struct {
 	// Expires is the expiration_time of imported key material; zero when none.
 	Expires time.Time
 	Tags    []Tag
+
+	// Attributes the documentation's example leaves out but the SDK's model
+	// has; "" when the answer leaves them out. RotationEnabled is "true" or
+	// "false" (the API sends a string or a bool).
+	KeySpec             string // AES_256, SM4, RSA_2048, EC_P256, SM2, HMAC_256, ...
+	KeyUsage            string // ENCRYPT_DECRYPT, SIGN_VERIFY, GENERATE_VERIFY_MAC
+	Origin              string // kms, or external for imported key material
+	RotationEnabled     string
+	EnterpriseProjectID string // sys_enterprise_project_id; "0" is the default project
 }
 
 // Tag is a tag on a key as the API returns it.
@@ -71,29 +77,10 @@ type Tag struct {
 	Value string
 }
 
-// TagFilter selects keys carrying tag Key with any of Values.
-// Separate TagFilters are AND-ed.
-type TagFilter struct {
-	Key    string
-	Values []string
-}
-
-// Match selects keys by a field, e.g. {Key: "resource_name", Value: "x"}.
-type Match struct {
-	Key   string
-	Value string
-}
-
-// KeyQuery narrows resource_instances; the zero value selects every key.
-type KeyQuery struct {
-	Tags    []TagFilter
-	Matches []Match
-}
-
-// KeyPage is one page of a filter call.
+// KeyPage is one page of resource_instances.
 type KeyPage struct {
 	Keys  []Key
-	Total int // total_count: keys matching the query, over all pages
+	Total int // total_count: keys over all pages
 }
 
 // MaxPageSize is the largest limit resource_instances accepts.

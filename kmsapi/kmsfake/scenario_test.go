@@ -59,7 +59,7 @@ func TestGenerate(t *testing.T) {
 				tagKeys[tg.Key] = true
 			}
 		}
-		for _, s := range kmsapi.KnownKeyStates {
+		for s := kmsapi.StatePendingActivation; s <= kmsapi.StatePendingImport; s++ {
 			if states[s] == 0 {
 				t.Fatalf("project %d has no key in state %v: %v", i, s, states)
 			}
@@ -158,7 +158,7 @@ func TestDemo(t *testing.T) {
 	if soon < 2 || later7 < 1 {
 		t.Fatalf("deletions within 7 days: %d, later: %d", soon, later7)
 	}
-	for _, s := range kmsapi.KnownKeyStates {
+	for s := kmsapi.StatePendingActivation; s <= kmsapi.StatePendingImport; s++ {
 		if states[s] == 0 {
 			t.Fatalf("no demo key in state %v", s)
 		}
