@@ -23,16 +23,16 @@ func NewAPIMetrics() *APIMetrics {
 		}, []string{"region", "endpoint", "code"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "kms_api_request_duration_seconds",
-			Help:    "Duration of API requests by endpoint.",
+			Help:    "Duration of API requests by region (empty for IAM and metadata) and endpoint.",
 			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
-		}, []string{"endpoint"}),
+		}, []string{"region", "endpoint"}),
 	}
 }
 
 // Observe records one request; it is a kmsapi.Observer.
 func (m *APIMetrics) Observe(r kmsapi.RequestInfo) {
 	m.requests.WithLabelValues(r.Region, r.Endpoint, r.Code).Inc()
-	m.duration.WithLabelValues(r.Endpoint).Observe(r.Duration.Seconds())
+	m.duration.WithLabelValues(r.Region, r.Endpoint).Observe(r.Duration.Seconds())
 }
 
 func (m *APIMetrics) Describe(ch chan<- *prometheus.Desc) {

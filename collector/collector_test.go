@@ -157,8 +157,11 @@ func TestCollectEveryMetricPerCredentialKind(t *testing.T) {
 	if n := testutil.ToFloat64(f.api.requests.WithLabelValues("cn-north-4", kmsapi.EndpointQuotas, "200")); n < 6 {
 		t.Errorf("kms_api_requests_total for user-quotas = %v, want >= 6", n)
 	}
-	if n := testutil.CollectAndCount(f.api, "kms_api_request_duration_seconds"); n == 0 {
-		t.Error("no kms_api_request_duration_seconds series")
+	// The histogram has the counter's region and endpoint: it timed every
+	// request the counter counted.
+	if got, want := apiSampleCount(t, f.api, "kms_api_request_duration_seconds", "cn-north-4", kmsapi.EndpointQuotas),
+		apiSampleCount(t, f.api, "kms_api_requests_total", "cn-north-4", kmsapi.EndpointQuotas); got != want || got == 0 {
+		t.Errorf("kms_api_request_duration_seconds{region=cn-north-4,endpoint=user-quotas} counted %v requests, kms_api_requests_total %v", got, want)
 	}
 	if problems, err := testutil.CollectAndLint(f.api); err != nil || len(problems) > 0 {
 		t.Errorf("lint API metrics: %v %+v", err, problems)
@@ -408,4 +411,32 @@ func TestMetricsListsWhatIsExposed(t *testing.T) {
 	if !maps.Equal(exposed, listed) {
 		t.Errorf("Metrics() = %v\nexposed   %v", listed, exposed)
 	}
+}
+
+// apiSampleCount sums the requests that metric name (the counter or the
+// histogram of APIMetrics) counted for region and endpoint.
+func apiSampleCount(t *testing.T, api *APIMetrics, name, region, endpoint string) float64 {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(api)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["region"] == region && labels["endpoint"] == endpoint {
+				n += m.GetCounter().GetValue() + float64(m.GetHistogram().GetSampleCount())
+			}
+		}
+	}
+	return n
 }
