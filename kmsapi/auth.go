@@ -16,6 +16,7 @@ import (
 	"github.com/go-json-experiment/json"
 
 	"github.com/kms-exporter/kms_exporter/internal/flight"
+	"github.com/kms-exporter/kms_exporter/kmsapi/internal/sign"
 )
 
 // NewAKSK signs every request with an AK/SK pair; securityToken is set for
@@ -27,7 +28,7 @@ func NewAKSK(ak, sk, securityToken string) Authenticator {
 type akskAuth struct{ ak, sk, token string }
 
 func (a *akskAuth) Authenticate(_ context.Context, req *http.Request, body []byte, _ string) error {
-	Sign(req, body, a.ak, a.sk, a.token, time.Now())
+	sign.Sign(req, body, a.ak, a.sk, a.token, time.Now())
 	return nil
 }
 
@@ -88,7 +89,7 @@ func (h *authHTTP) env() (*http.Client, string, Observer) {
 		}
 	}
 	if h.ua == "" {
-		h.ua = DefaultUserAgent()
+		h.ua = defaultUserAgent()
 	}
 	return h.client, h.ua, h.observer
 }
@@ -339,8 +340,8 @@ func (a *iamAuth) rejected(req *http.Request) {
 	}
 }
 
-// DefaultECSMetadataEndpoint is the link-local metadata service.
-const DefaultECSMetadataEndpoint = "http://169.254.169.254"
+// defaultECSMetadataEndpoint is the link-local metadata service.
+const defaultECSMetadataEndpoint = "http://169.254.169.254"
 
 // metadataTokenTTL is asked for the optional metadata session token.
 const metadataTokenTTL = "21600"
@@ -351,7 +352,7 @@ const metadataTokenTTL = "21600"
 // its own client that bypasses proxies.
 func NewECSMetadata(o ECSMetadataOptions) Authenticator {
 	if o.Endpoint == "" {
-		o.Endpoint = DefaultECSMetadataEndpoint
+		o.Endpoint = defaultECSMetadataEndpoint
 	}
 	o.Endpoint = strings.TrimRight(o.Endpoint, "/")
 	if o.Now == nil {
@@ -387,7 +388,7 @@ func (a *ecsAuth) Authenticate(ctx context.Context, req *http.Request, body []by
 		}
 	}
 	// Signed on the same clock that judges expiry (time.Now unless a test sets it).
-	Sign(req, body, k.AK, k.SK, k.Token, a.o.Now())
+	sign.Sign(req, body, k.AK, k.SK, k.Token, a.o.Now())
 	return nil
 }
 
@@ -428,7 +429,7 @@ func (a *ecsAuth) Invalidate() {
 }
 
 func (a *ecsAuth) rejected(req *http.Request) {
-	ak, _, _, err := ParseAuthorization(req.Header.Get("Authorization"))
+	ak, _, _, err := sign.ParseAuthorization(req.Header.Get("Authorization"))
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.cur != nil && (err != nil || a.cur.AK == ak) {

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/kms-exporter/kms_exporter/kmsapi/internal/sign"
 )
 
 // hammer makes n concurrent Quotas calls and returns their errors.
@@ -43,7 +45,7 @@ func TestAuthFailurePause(t *testing.T) {
 		}
 		for range 5 {
 			_, err := c.Quotas(ctxTimeout(t, 5*time.Second))
-			if !errors.Is(err, ErrCredentialPaused) || !isAuthFailure(err) {
+			if !errors.Is(err, errCredentialPaused) || !isAuthFailure(err) {
 				t.Fatalf("%s: want paused error, got %v", phase, err)
 			}
 			if e := mustError(t, err); e.StatusCode != 401 || e.Code != "APIGW.0301" {
@@ -104,7 +106,7 @@ func (a *switchableAuth) setSK(sk string) { a.mu.Lock(); a.sk = sk; a.mu.Unlock(
 func (a *switchableAuth) Authenticate(_ context.Context, req *http.Request, body []byte, _ string) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	Sign(req, body, testAK, a.sk, "", time.Now())
+	sign.Sign(req, body, testAK, a.sk, "", time.Now())
 	return nil
 }
 
@@ -350,7 +352,7 @@ func TestIAMPasswordTokenExpiredTwice(t *testing.T) {
 	if !isAuthFailure(err) || s.logins != 2 || s.kmsCalls != 2 {
 		t.Errorf("got %v after %d logins, %d calls", err, s.logins, s.kmsCalls)
 	}
-	if _, err := c.InstanceCount(ctxTimeout(t, 5*time.Second)); !errors.Is(err, ErrCredentialPaused) || s.logins != 2 {
+	if _, err := c.InstanceCount(ctxTimeout(t, 5*time.Second)); !errors.Is(err, errCredentialPaused) || s.logins != 2 {
 		t.Errorf("got %v after %d logins", err, s.logins)
 	}
 }
@@ -366,7 +368,7 @@ func TestIAMPasswordWrongPasswordPauses(t *testing.T) {
 		}
 	}
 	_, err := c.opts.Credential.LookupProject(ctxTimeout(t, 5*time.Second), testRegion)
-	if !errors.Is(err, ErrCredentialPaused) {
+	if !errors.Is(err, errCredentialPaused) {
 		t.Errorf("lookup: %v", err)
 	}
 	if s.logins != 1 || s.kmsCalls != 0 {

@@ -84,8 +84,8 @@ func (c *Client) InstanceCount(ctx context.Context) (n int64, err error) {
 // filterKeys calls resource_instances with action filter for one page: up
 // to MaxPageSize keys starting at index offset, decoded into dst's storage
 // when the page fits in cap(dst).
-func (c *Client) filterKeys(ctx context.Context, offset int, dst []Key) (KeyPage, error) {
-	var page KeyPage
+func (c *Client) filterKeys(ctx context.Context, offset int, dst []Key) (keyPage, error) {
+	var page keyPage
 	err := c.opts.Credential.do(ctx, &request{
 		endpoint:  EndpointResourceInstances,
 		region:    c.opts.Region,
@@ -100,10 +100,10 @@ func (c *Client) filterKeys(ctx context.Context, offset int, dst []Key) (KeyPage
 		},
 	})
 	if err != nil {
-		return KeyPage{}, err
+		return keyPage{}, err
 	}
 	if len(page.Keys) > MaxPageSize {
-		return KeyPage{}, decodeError(EndpointResourceInstances, http.StatusOK, "page at offset %d holds %d keys, more than the limit %d", offset, len(page.Keys), MaxPageSize)
+		return keyPage{}, decodeError(EndpointResourceInstances, http.StatusOK, "page at offset %d holds %d keys, more than the limit %d", offset, len(page.Keys), MaxPageSize)
 	}
 	return page, nil
 }
@@ -163,7 +163,7 @@ func (c *Client) ListKeys(ctx context.Context) ([]Key, error) {
 
 // checkPage verifies that the page at offset holds what a listing of total
 // keys needs there.
-func checkPage(p KeyPage, offset, total int) error {
+func checkPage(p keyPage, offset, total int) error {
 	if p.Total != total {
 		return decodeError(EndpointResourceInstances, http.StatusOK, "total_count changed from %d to %d while listing; keys changed", total, p.Total)
 	}

@@ -25,8 +25,8 @@ import (
 const (
 	DefaultRequestsPerSecond = 10
 	DefaultConcurrency       = 8
-	DefaultAuthPauseMin      = 30 * time.Second
-	DefaultAuthPauseMax      = 5 * time.Minute
+	defaultAuthPauseMin      = 30 * time.Second
+	defaultAuthPauseMax      = 5 * time.Minute
 )
 
 // Tunables, variables so tests can shrink them.
@@ -117,13 +117,13 @@ func NewCredential(o CredentialOptions) (*Credential, error) {
 		o.HTTPClient = NewHTTPClient()
 	}
 	if o.UserAgent == "" {
-		o.UserAgent = DefaultUserAgent()
+		o.UserAgent = defaultUserAgent()
 	}
 	if o.AuthPauseMin <= 0 {
-		o.AuthPauseMin = DefaultAuthPauseMin
+		o.AuthPauseMin = defaultAuthPauseMin
 	}
 	if o.AuthPauseMax <= 0 {
-		o.AuthPauseMax = DefaultAuthPauseMax
+		o.AuthPauseMax = defaultAuthPauseMax
 	}
 	if o.AuthPauseMax < o.AuthPauseMin {
 		o.AuthPauseMax = o.AuthPauseMin
@@ -148,8 +148,8 @@ func NewCredential(o CredentialOptions) (*Credential, error) {
 	return c, nil
 }
 
-// DefaultUserAgent is "kms_exporter/<version>".
-func DefaultUserAgent() string {
+// defaultUserAgent is "kms_exporter/<version>".
+func defaultUserAgent() string {
 	v := version.Version
 	if v == "" {
 		v = "unknown"
@@ -439,7 +439,7 @@ type gate struct {
 }
 
 // pausedError is returned while the credential rests: errors.Is(err,
-// ErrCredentialPaused) holds, and errors.As finds the remembered *Error.
+// errCredentialPaused) holds, and errors.As finds the remembered *Error.
 type pausedError struct {
 	name  string
 	until time.Time
@@ -447,14 +447,14 @@ type pausedError struct {
 }
 
 func (e *pausedError) Error() string {
-	s := ErrCredentialPaused.Error()
+	s := errCredentialPaused.Error()
 	if e.name != "" {
 		s = "credential " + e.name + ": " + s
 	}
 	return s + " (until " + e.until.UTC().Format(time.RFC3339) + "): " + e.last.Error()
 }
 
-func (e *pausedError) Unwrap() []error { return []error{ErrCredentialPaused, e.last} }
+func (e *pausedError) Unwrap() []error { return []error{errCredentialPaused, e.last} }
 
 // enter waits until the call may go: returns the paused error during a
 // pause, lets one probe through while the credential is unproven, and holds

@@ -22,16 +22,16 @@ func DefaultKMSEndpoint(region string) string {
 	return "https://kms." + region + "." + domain(region)
 }
 
-// GlobalIAMEndpoint serves the regions without an IAM endpoint of their own,
+// globalIAMEndpoint serves the regions without an IAM endpoint of their own,
 // and calls not tied to a region.
-const GlobalIAMEndpoint = "https://iam.myhuaweicloud.com"
+const globalIAMEndpoint = "https://iam.myhuaweicloud.com"
 
 // DefaultIAMEndpoint gives the IAM endpoint of a region as the official
 // SDK does: the region's own, else the global one. eu-west-101 is only
 // known to its own IAM, which is on another domain.
 func DefaultIAMEndpoint(region string) string {
 	if _, ok := slices.BinarySearch(iamRegions, region); !ok {
-		return GlobalIAMEndpoint
+		return globalIAMEndpoint
 	}
 	return "https://iam." + region + "." + domain(region)
 }

@@ -53,6 +53,6 @@ func asError(err error) (*Error, bool) {
 	return e, ok
 }
 
-// ErrCredentialPaused is returned (wrapped, with the remembered failure)
+// errCredentialPaused is returned (wrapped, with the remembered failure)
 // when a credential is resting after an authentication failure.
-var ErrCredentialPaused = errors.New("credential paused after an authentication failure")
+var errCredentialPaused = errors.New("credential paused after an authentication failure")

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/kms-exporter/kms_exporter/kmsapi/internal/sign"
 )
 
 const (
@@ -51,17 +53,17 @@ func (c *fakeClock) Advance(d time.Duration) {
 // verifyAKSK checks the SDK-HMAC-SHA256 signature of a request the way the
 // API gateway does.
 func verifyAKSK(r *http.Request, body []byte, ak, sk, token string) error {
-	gotAK, signed, sig, err := ParseAuthorization(r.Header.Get("Authorization"))
+	gotAK, signed, sig, err := sign.ParseAuthorization(r.Header.Get("Authorization"))
 	if err != nil {
 		return err
 	}
 	if gotAK != ak {
 		return errors.New("wrong AK")
 	}
-	if r.Header.Get(HeaderSecToken) != token {
+	if r.Header.Get(sign.HeaderSecToken) != token {
 		return errors.New("wrong security token")
 	}
-	if Signature(r, body, signed, sk, r.Header.Get(HeaderSdkDate)) != sig {
+	if sign.Signature(r, body, signed, sk, r.Header.Get(sign.HeaderSdkDate)) != sig {
 		return errors.New("bad signature")
 	}
 	return nil
@@ -151,5 +153,5 @@ func isServerError(err error) bool { return statusOf(err) >= 500 }
 // isAuthFailure: the API rejected the credentials, or the call was refused
 // unsent because the credential is paused after that.
 func isAuthFailure(err error) bool {
-	return errors.Is(err, ErrCredentialPaused) || statusOf(err) == http.StatusUnauthorized
+	return errors.Is(err, errCredentialPaused) || statusOf(err) == http.StatusUnauthorized
 }

@@ -14,11 +14,11 @@ import (
 // decodeKeyPage reads a resource_instances filter answer from r, of size
 // bytes (-1 if unknown), as it arrives: the page's JSON is never held whole.
 // Keys are stored in dst's storage while they fit in cap(dst).
-func decodeKeyPage(r io.Reader, size int64, dst []Key) (KeyPage, error) {
+func decodeKeyPage(r io.Reader, size int64, dst []Key) (keyPage, error) {
 	// A key takes well over 128 bytes of JSON, a tag and its share of a
 	// key about 192: room for the page up front rather than growing by
 	// doubling. Without a size they grow.
-	p := keyPage{keys: dst[:0:cap(dst)]}
+	p := pageDecoder{keys: dst[:0:cap(dst)]}
 	if size > 0 {
 		if cap(dst) == 0 {
 			p.keys = make([]Key, 0, min(MaxPageSize, size/128+1))
@@ -27,33 +27,33 @@ func decodeKeyPage(r io.Reader, size int64, dst []Key) (KeyPage, error) {
 		p.tags = make([]Tag, 0, min(50*MaxPageSize, size/192+1))
 	}
 	if err := json.UnmarshalRead(r, &p, decodeOptions); err != nil {
-		return KeyPage{}, decodeError(EndpointResourceInstances, http.StatusOK, "decoding response: %w", err)
+		return keyPage{}, decodeError(EndpointResourceInstances, http.StatusOK, "decoding response: %w", err)
 	}
 	if !p.hasTotal {
-		return KeyPage{}, decodeError(EndpointResourceInstances, http.StatusOK, "response lacks total_count")
+		return keyPage{}, decodeError(EndpointResourceInstances, http.StatusOK, "response lacks total_count")
 	}
 	if p.total < 0 || p.total > math.MaxInt32 {
-		return KeyPage{}, decodeError(EndpointResourceInstances, http.StatusOK, "implausible total_count %d", p.total)
+		return keyPage{}, decodeError(EndpointResourceInstances, http.StatusOK, "implausible total_count %d", p.total)
 	}
 	if !p.hasKeys && p.total > 0 {
-		return KeyPage{}, decodeError(EndpointResourceInstances, http.StatusOK, "response lacks resources")
+		return keyPage{}, decodeError(EndpointResourceInstances, http.StatusOK, "response lacks resources")
 	}
 	for i := range p.keys {
 		if p.keys[i].ID == "" {
-			return KeyPage{}, decodeError(EndpointResourceInstances, http.StatusOK, "resource %d has no key_id or resource_id", i)
+			return keyPage{}, decodeError(EndpointResourceInstances, http.StatusOK, "resource %d has no key_id or resource_id", i)
 		}
 	}
 	if p.keys == nil {
 		p.keys = []Key{}
 	}
-	return KeyPage{Total: int(p.total), Keys: p.keys}, nil
+	return keyPage{Total: int(p.total), Keys: p.keys}, nil
 }
 
-// keyPage is a resource_instances answer as it is decoded. It reads the
+// pageDecoder is a resource_instances answer as it is decoded. It reads the
 // members itself rather than through tagged wire structs: a 1000-key page
 // is 300-650 KB, and this loop takes half the time and memory of
 // reflection, with no copy from wire structs into Keys.
-type keyPage struct {
+type pageDecoder struct {
 	keys     []Key
 	tags     []Tag    // every key's tags, back to back
 	spans    [][2]int // keys[i].Tags is tags[spans[i][0]:spans[i][1]]
@@ -64,7 +64,7 @@ type keyPage struct {
 	rid      []byte // the current resource's resource_id, until its detail is read
 }
 
-func (p *keyPage) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+func (p *pageDecoder) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 	return members(dec, func(name []byte) error {
 		switch string(name) {
 		case "resources":
@@ -80,7 +80,7 @@ func (p *keyPage) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 	})
 }
 
-func (p *keyPage) resources(dec *jsontext.Decoder) error {
+func (p *pageDecoder) resources(dec *jsontext.Decoder) error {
 	p.keys, p.tags, p.spans = p.keys[:0], p.tags[:0], p.spans[:0]
 	p.hasKeys = dec.PeekKind() != 'n'
 	err := elements(dec, func() error {
@@ -100,7 +100,7 @@ func (p *keyPage) resources(dec *jsontext.Decoder) error {
 // resource reads element i of resources. resource_id and resource_name
 // usually repeat key_id and key_alias, so they get strings of their own
 // only when they differ.
-func (p *keyPage) resource(dec *jsontext.Decoder, i int) error {
+func (p *pageDecoder) resource(dec *jsontext.Decoder, i int) error {
 	k := &p.keys[i]
 	var haveID bool
 	var name string
@@ -139,7 +139,7 @@ func (p *keyPage) resource(dec *jsontext.Decoder, i int) error {
 }
 
 // readDetail reads the member name of resource_detail into k.
-func (p *keyPage) readDetail(dec *jsontext.Decoder, name []byte, k *Key) error {
+func (p *pageDecoder) readDetail(dec *jsontext.Decoder, name []byte, k *Key) error {
 	var err error
 	var n int64
 	switch string(name) {
@@ -186,7 +186,7 @@ func (p *keyPage) readDetail(dec *jsontext.Decoder, name []byte, k *Key) error {
 }
 
 // readTags appends a key's tags to p.tags; null is none.
-func (p *keyPage) readTags(dec *jsontext.Decoder) error {
+func (p *pageDecoder) readTags(dec *jsontext.Decoder) error {
 	return elements(dec, func() error {
 		var t Tag
 		err := members(dec, func(name []byte) error {
@@ -209,7 +209,7 @@ func (p *keyPage) readTags(dec *jsontext.Decoder) error {
 // readText reads a string, or with scalar also a number or bool as text;
 // null is "". Texts that repeat from key to key (tags, the domain, key
 // specs) are allocated once a page.
-func (p *keyPage) readText(dec *jsontext.Decoder, scalar bool) (string, error) {
+func (p *pageDecoder) readText(dec *jsontext.Decoder, scalar bool) (string, error) {
 	v, err := dec.ReadValue()
 	if err != nil {
 		return "", err

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/kms-exporter/kms_exporter/kmsapi"
+	"github.com/kms-exporter/kms_exporter/kmsapi/internal/sign"
 	"github.com/kms-exporter/kms_exporter/kmsapi/kmsfake"
 )
 
@@ -24,7 +25,7 @@ func realisticPage(b *testing.B) []byte {
 	if err != nil {
 		b.Fatal(err)
 	}
-	kmsapi.Sign(req, body, kmsfake.ExampleAccessKey.AK, kmsfake.ExampleAccessKey.SK, "", time.Now())
+	sign.Sign(req, body, kmsfake.ExampleAccessKey.AK, kmsfake.ExampleAccessKey.SK, "", time.Now())
 	resp, err := srv.Client().Do(req)
 	if err != nil {
 		b.Fatal(err)
@@ -46,9 +47,9 @@ func BenchmarkDecodeRealisticKeyPage1000(b *testing.B) {
 	r := bytes.NewReader(page)
 	for b.Loop() {
 		r.Reset(page)
-		p, err := kmsapi.DecodeKeyPage(&chunkReader{r, 16 << 10}, int64(len(page)))
-		if err != nil || len(p.Keys) != 1000 {
-			b.Fatal(err, len(p.Keys))
+		keys, err := kmsapi.DecodeKeyPage(&chunkReader{r, 16 << 10}, int64(len(page)))
+		if err != nil || len(keys) != 1000 {
+			b.Fatal(err, len(keys))
 		}
 	}
 }

@@ -54,7 +54,7 @@ const keyPageFullShape = `{"resources":[
 "key_rotation_enabled":true,"sys_enterprise_project_id":"b4d2c3e1-ep","expiration_time":1893456000,"key_state":2}}
 ],"total_count":2}`
 
-func decodePage(t *testing.T, body string) KeyPage {
+func decodePage(t *testing.T, body string) keyPage {
 	t.Helper()
 	p, err := decodeKeyPage(strings.NewReader(body), int64(len(body)), nil)
 	if err != nil {

@@ -144,7 +144,7 @@ func TestListProjectsWrongSecretPauses(t *testing.T) {
 	if _, err := cred.ListProjects(ctx); !isAuthFailure(err) {
 		t.Fatalf("first listing: %v, want an authentication failure", err)
 	}
-	if _, err := cred.ListProjects(ctx); !errors.Is(err, kmsapi.ErrCredentialPaused) {
+	if _, err := cred.ListProjects(ctx); !isPaused(err) {
 		t.Fatalf("second listing: %v, want the paused error", err)
 	}
 	if n := srv.Requests(kmsapi.EndpointIAMProjectList); n != 1 {

@@ -17,13 +17,6 @@ var kmsRegions = []string{
 	"sa-brazil-1", "tr-west-1",
 }
 
-// KMSRegions returns the regions with a KMS endpoint, sorted.
-func KMSRegions() []string {
-	r := slices.Clone(kmsRegions)
-	slices.Sort(r)
-	return r
-}
-
 // IsKMSRegion reports whether region has a KMS endpoint.
 func IsKMSRegion(region string) bool { return slices.Contains(kmsRegions, region) }
 

@@ -74,7 +74,7 @@ func TestTraceRecordsAttemptsRetriesAndPause(t *testing.T) {
 	if _, err := c.InstanceCount(ctx); err == nil {
 		t.Fatal("want an error while paused")
 	}
-	until := clk.Now().Add(kmsapi.DefaultAuthPauseMin).UTC().Format(time.RFC3339)
+	until := clk.Now().Add(authPauseMin).UTC().Format(time.RFC3339)
 	traceLines(t, traceText(t, tr),
 		`^at=\S+ endpoint=user-quotas attempt=1 method=GET url=\S+ status=401 duration=\S+ request_id=\S+ rate_limit_wait=\S+( slot_wait=\S+)? err="user-quotas: HTTP 401 APIGW.0301: .*"$`,
 		`^at=\S+ msg="user-instances: not sent: credential fake paused until `+until+` after user-quotas: HTTP 401 APIGW.0301: .*"$`)
@@ -82,7 +82,7 @@ func TestTraceRecordsAttemptsRetriesAndPause(t *testing.T) {
 	if !paused || gotUntil.UTC().Format(time.RFC3339) != until || cause == nil || cause.StatusCode != 401 {
 		t.Errorf("PausedUntil = %v, %v, %v; want paused until %s by the 401", gotUntil, cause, paused, until)
 	}
-	clk.Advance(kmsapi.DefaultAuthPauseMin)
+	clk.Advance(authPauseMin)
 	if _, _, paused := c.Credential().PausedUntil(); paused {
 		t.Error("still paused after the pause")
 	}

@@ -77,8 +77,8 @@ type Tag struct {
 	Value string
 }
 
-// KeyPage is one page of resource_instances.
-type KeyPage struct {
+// keyPage is one page of resource_instances.
+type keyPage struct {
 	Keys  []Key
 	Total int // total_count: keys over all pages
 }

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kms-exporter/kms_exporter/kmsapi"
+	"github.com/kms-exporter/kms_exporter/kmsapi/internal/sign"
 )
 
 // BenchmarkFilterPage measures one 1000-key page out of 50,000 keys, over HTTP.
@@ -26,7 +26,7 @@ func BenchmarkFilterPage(b *testing.B) {
 			b.ResetTimer()
 			for b.Loop() {
 				req, _ := http.NewRequest("POST", srv.URL()+filterPath(p), bytes.NewReader(body))
-				kmsapi.Sign(req, body, ExampleAccessKey.AK, ExampleAccessKey.SK, "", time.Now())
+				sign.Sign(req, body, ExampleAccessKey.AK, ExampleAccessKey.SK, "", time.Now())
 				resp, err := c.Do(req)
 				if err != nil {
 					b.Fatal(err)

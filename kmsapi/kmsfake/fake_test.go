@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/kms-exporter/kms_exporter/kmsapi"
+	"github.com/kms-exporter/kms_exporter/kmsapi/internal/sign"
 )
 
 var testNow = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
@@ -60,7 +61,7 @@ type signer func(req *http.Request, body []byte)
 
 func signWith(ak AccessKey, at time.Time) signer {
 	return func(req *http.Request, body []byte) {
-		kmsapi.Sign(req, body, ak.AK, ak.SK, ak.SecurityToken, at)
+		sign.Sign(req, body, ak.AK, ak.SK, ak.SecurityToken, at)
 	}
 }
 
@@ -134,7 +135,7 @@ func TestSignature(t *testing.T) {
 	// Body tampered after signing.
 	body := []byte(`{"action":"count"}`)
 	tampered := func(req *http.Request, _ []byte) {
-		kmsapi.Sign(req, []byte(`{"action":"filter"}`), ak.AK, ak.SK, "", testNow)
+		sign.Sign(req, []byte(`{"action":"filter"}`), ak.AK, ak.SK, "", testNow)
 	}
 	wantError(t, call(t, srv, "POST", filterPath(p), body, tampered), 401, "APIGW.0301")
 	if a := call(t, srv, "POST", filterPath(p), body, signWith(ak, testNow)); a.status != 200 {
@@ -144,7 +145,7 @@ func TestSignature(t *testing.T) {
 	// Query string is covered by the signature.
 	regions := "/v2/" + p.ID + "/kms/regions"
 	moved := func(req *http.Request, body []byte) {
-		kmsapi.Sign(req, body, ak.AK, ak.SK, "", testNow)
+		sign.Sign(req, body, ak.AK, ak.SK, "", testNow)
 		req.URL.RawQuery = "limit=2"
 	}
 	wantError(t, call(t, srv, "GET", regions+"?limit=1", nil, moved), 401, "APIGW.0301")
@@ -174,8 +175,8 @@ func TestTemporaryAccessKey(t *testing.T) {
 	wantError(t, call(t, srv, "GET", quotasPath(p), nil, signWith(wrongToken, testNow)), 401, "APIGW.0301")
 	// Token sent but left out of the signature.
 	unsigned := func(req *http.Request, body []byte) {
-		kmsapi.Sign(req, body, agency.AK, agency.SK, "", testNow)
-		req.Header.Set(kmsapi.HeaderSecToken, agency.SecurityToken)
+		sign.Sign(req, body, agency.AK, agency.SK, "", testNow)
+		req.Header.Set(sign.HeaderSecToken, agency.SecurityToken)
 	}
 	wantError(t, call(t, srv, "GET", quotasPath(p), nil, unsigned), 401, "APIGW.0301")
 }
@@ -624,12 +625,12 @@ func TestErrors(t *testing.T) {
 	wantError(t, call(t, srv, "GET", "/v1.0/0000000000000000000000000000dead/kms/user-quotas", nil, ak), 403, "KMS.0321")
 	wrongHeader := func(req *http.Request, body []byte) {
 		req.Header.Set("X-Project-Id", sc.Projects[1].ID)
-		kmsapi.Sign(req, body, sc.AccessKeys[0].AK, sc.AccessKeys[0].SK, "", testNow)
+		sign.Sign(req, body, sc.AccessKeys[0].AK, sc.AccessKeys[0].SK, "", testNow)
 	}
 	wantError(t, call(t, srv, "GET", quotasPath(p), nil, wrongHeader), 403, "KMS.0321")
 	rightHeader := func(req *http.Request, body []byte) {
 		req.Header.Set("X-Project-Id", p.ID)
-		kmsapi.Sign(req, body, sc.AccessKeys[0].AK, sc.AccessKeys[0].SK, "", testNow)
+		sign.Sign(req, body, sc.AccessKeys[0].AK, sc.AccessKeys[0].SK, "", testNow)
 	}
 	if a := call(t, srv, "GET", quotasPath(p), nil, rightHeader); a.status != 200 {
 		t.Fatalf("matching X-Project-Id: %d %s", a.status, a.body)

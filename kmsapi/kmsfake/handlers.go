@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/kms-exporter/kms_exporter/kmsapi"
+	"github.com/kms-exporter/kms_exporter/kmsapi/internal/sign"
 )
 
 const (
@@ -119,7 +120,7 @@ func (s *Server) authenticate(rw *responder, r *http.Request, body []byte, rt ro
 		rw.apigwError(http.StatusUnauthorized, "APIGW.0301", "Incorrect IAM authentication information: "+why)
 		return "", false
 	}
-	akID, signed, sig, err := kmsapi.ParseAuthorization(authz)
+	akID, signed, sig, err := sign.ParseAuthorization(authz)
 	if err != nil {
 		return fail("malformed Authorization header")
 	}
@@ -127,7 +128,7 @@ func (s *Server) authenticate(rw *responder, r *http.Request, body []byte, rt ro
 	if !ok {
 		return fail("unknown access key")
 	}
-	date := r.Header.Get(kmsapi.HeaderSdkDate)
+	date := r.Header.Get(sign.HeaderSdkDate)
 	at, err := time.Parse(sdkDateFmt, date)
 	if err != nil {
 		return fail("missing or malformed X-Sdk-Date")
@@ -139,7 +140,7 @@ func (s *Server) authenticate(rw *responder, r *http.Request, body []byte, rt ro
 		return fail("x-sdk-date is not signed")
 	}
 	if ak.SecurityToken != "" {
-		got := r.Header.Get(kmsapi.HeaderSecToken)
+		got := r.Header.Get(sign.HeaderSecToken)
 		if got == "" {
 			return fail("temporary credentials need X-Security-Token")
 		}
@@ -147,7 +148,7 @@ func (s *Server) authenticate(rw *responder, r *http.Request, body []byte, rt ro
 			return fail("invalid security token")
 		}
 	}
-	want := kmsapi.Signature(r, body, signed, ak.SK, date)
+	want := sign.Signature(r, body, signed, ak.SK, date)
 	if !hmac.Equal([]byte(want), []byte(sig)) {
 		return fail("verify aksk signature fail")
 	}

@@ -1,4 +1,6 @@
-package kmsapi
+// Package sign implements SDK-HMAC-SHA256, the API Gateway's AK/SK
+// signature scheme: kmsapi signs requests with it and kmsfake verifies them.
+package sign
 
 import (
 	"crypto/hmac"
@@ -12,9 +14,8 @@ import (
 	"time"
 )
 
-// SDK-HMAC-SHA256, the API Gateway's AK/SK signature scheme. The official
-// SDK signer is the reference; testdata/sdk-hmac-sha256-vectors.json holds
-// headers it produced.
+// The official SDK signer is the reference:
+// testdata/sdk-hmac-sha256-vectors.json holds headers it produced.
 const (
 	signAlgorithm  = "SDK-HMAC-SHA256"
 	HeaderSdkDate  = "X-Sdk-Date"
@@ -53,7 +54,7 @@ func SignedHeaders(h http.Header) []string {
 }
 
 // Signature computes the hex signature of req over the given signed headers
-// (lower-case names). It is exported so kmsfake can verify requests.
+// (lower-case names), to verify a request with.
 func Signature(req *http.Request, body []byte, signedHeaders []string, sk, sdkDate string) string {
 	cr := canonicalRequest(req, body, signedHeaders)
 	crHash := sha256.Sum256([]byte(cr))

@@ -1,4 +1,4 @@
-package kmsapi
+package sign
 
 import (
 	"encoding/json"
