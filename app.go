@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -134,10 +135,22 @@ func singleTargetConfig(s *settings, getenv func(string) string) (*config.Config
 		}},
 	}
 	if err := c.Resolve(""); err != nil {
-		return nil, err
+		return nil, errors.New(flagNames.Replace(err.Error()))
 	}
 	return c, nil
 }
+
+// flagNames names, in the errors about the config built from flags and
+// environment, where each value came from.
+var flagNames = strings.NewReplacer(
+	"credentials.env.access_key", "HUAWEICLOUD_SDK_AK",
+	"credentials.env.secret_key", "HUAWEICLOUD_SDK_SK",
+	"credentials.env.security_token", "HUAWEICLOUD_SDK_SECURITY_TOKEN",
+	"targets[0].name", "--kms.region",
+	"targets[0].region", "--kms.region",
+	"targets[0].project_id", "--kms.project-id (HUAWEICLOUD_SDK_PROJECT_ID)",
+	"targets[0].kms_endpoint", "--kms.endpoint",
+)
 
 // build turns a config into an Exporter: one kmsapi.Credential per named
 // credential, shared by its targets (one rate limit and one auth pause
@@ -209,5 +222,11 @@ func (a *app) reload() error {
 	a.reloadOK.Set(1)
 	a.reloadTime.SetToCurrentTime()
 	level.Info(a.logger).Log("msg", "config loaded", "targets", len(cfg.Targets), "credentials", len(cfg.Credentials))
+	for _, w := range cfg.Warnings() {
+		if a.s.configFile == "" {
+			w = flagNames.Replace(w)
+		}
+		level.Warn(a.logger).Log("msg", w)
+	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"sort"
 	"strings"
@@ -117,6 +118,9 @@ func Parse(data []byte, baseDir string) (*Config, error) {
 // (trimming the trailing newline), and fills each target's Credentials when
 // exactly one credential exists. Errors name the field at fault.
 func (c *Config) Resolve(baseDir string) error {
+	if err := checkValues("", reflect.ValueOf(c)); err != nil {
+		return err
+	}
 	if len(c.Credentials) == 0 {
 		return errors.New("credentials: at least one credential is required")
 	}
@@ -145,11 +149,8 @@ func (c *Config) Resolve(baseDir string) error {
 			return fmt.Errorf("%s.name: duplicate name %q (also targets[%d])", field, t.Name, j)
 		}
 		names[t.Name] = i
-		if t.Region == "" {
-			return errors.New(field + ".region: missing")
-		}
-		if strings.ContainsAny(t.Region, "/?#% ") {
-			return fmt.Errorf("%s.region: invalid region %q", field, t.Region)
+		if err := CheckRegion(t.Region); err != nil {
+			return fmt.Errorf("%s.region: %w", field, err)
 		}
 		if t.ProjectID != "" {
 			// Two targets on one project would export the same series twice.
@@ -273,6 +274,9 @@ func pick(field, name string, val *promconfig.Secret, file, baseDir string, requ
 		s := strings.TrimRight(string(b), "\r\n")
 		if s == "" {
 			return fmt.Errorf("%s.%s_file: %s is empty", field, name, file)
+		}
+		if err := checkString(file, maxBytes(name), s); err != nil {
+			return fmt.Errorf("%s.%s_file: %w", field, name, err)
 		}
 		*val = promconfig.Secret(s)
 	case *val == "" && required:

@@ -107,7 +107,7 @@ credentials:
   p: {access_key: AK, secret_key: SUPERSECRET, security_token: TOKENSECRET}
   u: {iam: {domain_name: d, user_name: u, password: PWSECRET}}
 targets:
-  - {name: t, region: r, credentials: p}
+  - {name: t, region: cn-north-4, credentials: p}
 `), "")
 	if err != nil {
 		t.Fatal(err)
@@ -137,14 +137,14 @@ targets:
 
 func TestErrors(t *testing.T) {
 	dir := writeSecrets(t)
-	const oneTarget = "\ntargets:\n  - {name: t, region: r}\n"
+	const oneTarget = "\ntargets:\n  - {name: t, region: cn-north-4}\n"
 	for _, tc := range []struct {
 		name, yaml, want string
 	}{
 		{"empty", ``, "empty config"},
 		{"unknown top field", "credentials:\n  a: {access_key: a, secret_key: s}\nextra: 1" + oneTarget, "field extra not found"},
 		{"unknown credential field", "credentials:\n  a: {access_key: a, secret_key: s, secret: x}" + oneTarget, "field secret not found"},
-		{"unknown target field", "credentials:\n  a: {access_key: a, secret_key: s}\ntargets:\n  - {name: t, region: r, projectid: x}", "field projectid not found"},
+		{"unknown target field", "credentials:\n  a: {access_key: a, secret_key: s}\ntargets:\n  - {name: t, region: cn-north-4, projectid: x}", "field projectid not found"},
 		{"no credentials", "credentials: {}" + oneTarget, "credentials: at least one credential is required"},
 		{"empty credential", "credentials:\n  a:" + oneTarget, "credentials.a: empty credential"},
 		{"no secret", "credentials:\n  a: {iam_endpoint: https://iam}" + oneTarget, "credentials.a: no secret"},
@@ -166,15 +166,15 @@ func TestErrors(t *testing.T) {
 		{"metadata endpoint without ecs", "credentials:\n  a: {access_key: a, secret_key: s, metadata_endpoint: http://x}" + oneTarget, "credentials.a.metadata_endpoint: only allowed with ecs_metadata: true"},
 		{"bad iam endpoint", "credentials:\n  a: {ecs_metadata: true, iam_endpoint: 'ftp://iam.example.com'}" + oneTarget, `credentials.a.iam_endpoint: "ftp://iam.example.com": the scheme must be http or https`},
 		{"no targets", "credentials:\n  a: {access_key: a, secret_key: s}", "targets: at least one target is required"},
-		{"target no name", "credentials:\n  a: {access_key: a, secret_key: s}\ntargets:\n  - {name: x, region: r}\n  - {region: r}", "targets[1].name: missing"},
-		{"duplicate name", "credentials:\n  a: {access_key: a, secret_key: s}\ntargets:\n  - {name: x, region: r}\n  - {name: y, region: r}\n  - {name: x, region: s}", `targets[2].name: duplicate name "x" (also targets[0])`},
+		{"target no name", "credentials:\n  a: {access_key: a, secret_key: s}\ntargets:\n  - {name: x, region: cn-north-4}\n  - {region: cn-north-4}", "targets[1].name: missing"},
+		{"duplicate name", "credentials:\n  a: {access_key: a, secret_key: s}\ntargets:\n  - {name: x, region: cn-north-4}\n  - {name: y, region: cn-north-4}\n  - {name: x, region: cn-east-3}", `targets[2].name: duplicate name "x" (also targets[0])`},
 		{"no region", "credentials:\n  a: {access_key: a, secret_key: s}\ntargets:\n  - {name: x}", "targets[0].region: missing"},
-		{"bad region", "credentials:\n  a: {access_key: a, secret_key: s}\ntargets:\n  - {name: x, region: a/b}", `targets[0].region: invalid region "a/b"`},
-		{"duplicate project", "credentials:\n  a: {access_key: a, secret_key: s}\ntargets:\n  - {name: x, region: r, project_id: p}\n  - {name: y, region: r, project_id: p}", "targets[1].project_id: same region and project as targets[0]"},
-		{"unknown credential", "credentials:\n  prod: {access_key: a, secret_key: s}\ntargets:\n  - {name: x, region: r}\n  - {name: y, region: r, credentials: prod}\n  - {name: z, region: r, credentials: prd}", `targets[2].credentials: unknown credential "prd"`},
+		{"bad region", "credentials:\n  a: {access_key: a, secret_key: s}\ntargets:\n  - {name: x, region: a/b}", `targets[0].region: "a/b" is not a region ID such as cn-north-4`},
+		{"duplicate project", "credentials:\n  a: {access_key: a, secret_key: s}\ntargets:\n  - {name: x, region: cn-north-4, project_id: p}\n  - {name: y, region: cn-north-4, project_id: p}", "targets[1].project_id: same region and project as targets[0]"},
+		{"unknown credential", "credentials:\n  prod: {access_key: a, secret_key: s}\ntargets:\n  - {name: x, region: cn-north-4}\n  - {name: y, region: cn-north-4, credentials: prod}\n  - {name: z, region: cn-north-4, credentials: prd}", `targets[2].credentials: unknown credential "prd"`},
 		{"ambiguous credential", "credentials:\n  a: {access_key: a, secret_key: s}\n  b: {ecs_metadata: true}" + oneTarget, "targets[0].credentials: missing (required when more than one credential exists)"},
-		{"bad kms endpoint", "credentials:\n  a: {access_key: a, secret_key: s}\ntargets:\n  - {name: x, region: r, kms_endpoint: 'https://kms example.com'}", `targets[0].kms_endpoint: "https://kms example.com" is not a URL`},
-		{"empty tag key", "credentials:\n  a: {access_key: a, secret_key: s}\ntargets:\n  - {name: x, region: r, tag_keys: [env, '']}", "targets[0].tag_keys[1]: empty tag key"},
+		{"bad kms endpoint", "credentials:\n  a: {access_key: a, secret_key: s}\ntargets:\n  - {name: x, region: cn-north-4, kms_endpoint: 'https://kms example.com'}", `targets[0].kms_endpoint: "https://kms example.com" is not a URL`},
+		{"empty tag key", "credentials:\n  a: {access_key: a, secret_key: s}\ntargets:\n  - {name: x, region: cn-north-4, tag_keys: [env, '']}", "targets[0].tag_keys[1]: empty tag key"},
 		{"duplicate credential name", "credentials:\n  a: {access_key: a, secret_key: s}\n  a: {ecs_metadata: true}" + oneTarget, `mapping key "a" already defined`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

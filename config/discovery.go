@@ -3,7 +3,6 @@ package config
 import (
 	"fmt"
 	"regexp"
-	"strings"
 	"time"
 
 	"github.com/prometheus/common/model"
@@ -61,8 +60,8 @@ func (c *Config) resolveDiscovery() error {
 
 func (d *Discovery) check(field string) error {
 	for j, r := range d.Regions {
-		if r == "" || strings.ContainsAny(r, "/?#% _") {
-			return fmt.Errorf("%s.regions[%d]: invalid region %q", field, j, r)
+		if err := CheckRegion(r); err != nil {
+			return fmt.Errorf("%s.regions[%d]: %w", field, j, err)
 		}
 	}
 	var err error

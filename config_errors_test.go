@@ -1,0 +1,59 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+// Errors about the config built from flags and environment name the flag
+// or variable the value came from, never the value.
+func TestSingleTargetErrorsNameTheFlag(t *testing.T) {
+	secret := strings.Repeat("S", 5<<20)
+	for _, tc := range []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{[]string{"--kms.region=" + strings.Repeat("r", 10<<20)}, map[string]string{"HUAWEICLOUD_SDK_AK": "AK", "HUAWEICLOUD_SDK_SK": "SK"},
+			"--kms.region: longer than 256 bytes"},
+		{[]string{"--kms.region=cn_north_4"}, map[string]string{"HUAWEICLOUD_SDK_AK": "AK", "HUAWEICLOUD_SDK_SK": "SK"},
+			`--kms.region: \"cn_north_4\" is not a region ID such as cn-north-4`},
+		{[]string{"--kms.region=cn-north-4"}, map[string]string{"HUAWEICLOUD_SDK_AK": "AK", "HUAWEICLOUD_SDK_SK": secret},
+			"HUAWEICLOUD_SDK_SK: longer than 1024 bytes"},
+		{[]string{"--kms.region=cn-north-4"}, map[string]string{"HUAWEICLOUD_SDK_AK": "AK\x00", "HUAWEICLOUD_SDK_SK": "SK"},
+			"HUAWEICLOUD_SDK_AK: holds control characters or invalid UTF-8"},
+	} {
+		var out bytes.Buffer
+		code := run(append(tc.args, "--web.listen-address=127.0.0.1:0"), &out, func(k string) string { return tc.env[k] })
+		if code != 1 || !strings.Contains(out.String(), tc.want) {
+			t.Errorf("exit %d, want 1 and a log with %q:\n%.2000s", code, tc.want, out.String())
+		}
+		if strings.Contains(out.String(), secret[:100]) {
+			t.Error("the log repeats the value")
+		}
+	}
+}
+
+// A region the exporter does not know is loaded, with a warning.
+func TestUnknownRegionWarns(t *testing.T) {
+	s, _, err := parseFlags([]string{"--kms.region=xx-nowhere-1", "--kms.project-id=p"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	logger, _ := newLogger(&logs, "info", "logfmt")
+	env := map[string]string{"HUAWEICLOUD_SDK_AK": "AK", "HUAWEICLOUD_SDK_SK": "SK"}
+	a, err := newApp(s, logger, func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.close)
+	if err := a.reload(); err != nil {
+		t.Fatal(err)
+	}
+	want := `msg="--kms.region: region \"xx-nowhere-1\" is not one this exporter knows; its KMS endpoint is taken to be https://kms.xx-nowhere-1.myhuaweicloud.com"`
+	if !strings.Contains(logs.String(), want) || !strings.Contains(logs.String(), "level=warn") {
+		t.Errorf("no warning %s in:\n%s", want, logs.String())
+	}
+}
