@@ -45,7 +45,7 @@ func (s *scrape) checkBudget() {
 		}
 		t.mu.Unlock()
 		for _, c := range e.enabled {
-			if e.results.fresh(resultKey{t.Name, c.name()}, c.reuse()) != nil {
+			if emit, _ := e.results.fresh(resultKey{t.Name, c.name()}, c.reuse()); emit != nil {
 				continue
 			}
 			if cc, ok := c.(callCounter); ok {

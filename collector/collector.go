@@ -91,6 +91,9 @@ type Options struct {
 	RegionsTTL time.Duration
 	Logger     log.Logger
 	Now        func() time.Time // clock for cache ages; default time.Now
+	// Record, if set, is given the Result of every target of every scrape,
+	// with the scrape's context.
+	Record func(context.Context, Result)
 }
 
 // Exporter scrapes a fixed set of targets. It is safe for concurrent scrapes.
@@ -104,6 +107,7 @@ type Exporter struct {
 	up         *desc
 	success    *desc
 	duration   *desc
+	record     func(context.Context, Result)
 
 	tagKeys []string // Options.TagKeys
 
@@ -128,6 +132,7 @@ func New(targets []Target, o Options) (*Exporter, error) {
 		up:       newDesc("kms_up", "1 if the API answered for the target: a call made for it in this scrape succeeded or, when every result came from the cache, its last call did.", 0),
 		success:  newDesc("kms_scrape_collector_success", "1 if the collector succeeded in this scrape, 0 if it failed; served from the cache, the outcome of its last fetch.", 0, "collector"),
 		duration: newDesc("kms_scrape_collector_duration_seconds", "Wall time of the collector in this scrape.", 0, "collector"),
+		record:   o.Record,
 	}
 	if e.logger == nil {
 		e.logger = log.NewNopLogger()
@@ -236,10 +241,14 @@ type collection struct {
 func (s *collection) collectTarget(ch chan<- prometheus.Metric, t *target) {
 	e := s.e
 	start := time.Now()
-	client, err := e.client(s.ctx, t)
+	ctx, ch, rec := e.startRecord(s.ctx, ch, t)
+	defer func() { rec.finish(ctx, e.now()) }()
+	client, err := e.client(ctx, t)
 	if err != nil {
 		e.logFailure(t, "project_lookup", "", s.ctx, err)
+		rec.fail("project_lookup", err)
 		if !s.claim(t, t.Region, t.ProjectID) {
+			rec.skip()
 			return
 		}
 		dur := time.Since(start).Seconds()
@@ -251,7 +260,9 @@ func (s *collection) collectTarget(ch chan<- prometheus.Metric, t *target) {
 		return
 	}
 	region, project := client.Region(), client.ProjectID()
+	rec.target(region, project)
 	if !s.claim(t, region, project) {
+		rec.skip()
 		return
 	}
 	// The target is up when a call made for it in this scrape succeeded;
@@ -261,7 +272,7 @@ func (s *collection) collectTarget(ch chan<- prometheus.Metric, t *target) {
 	for _, c := range e.enabled {
 		wg.Go(func() {
 			begin := time.Now()
-			emit, call, err := e.results.get(s.ctx, t.Name, c, func(ctx context.Context) (emitFunc, error) {
+			emit, call, err := e.results.get(ctx, t.Name, c, func(ctx context.Context) (emitFunc, error) {
 				return c.fetch(ctx, client, &t.Target)
 			})
 			if call {
@@ -276,6 +287,7 @@ func (s *collection) collectTarget(ch chan<- prometheus.Metric, t *target) {
 				emit(e.gauges(ch, region, project))
 			} else {
 				e.logFailure(t, c.name(), c.endpoint(), s.ctx, err)
+				rec.fail(c.name(), err)
 			}
 			e.send(ch, e.success, success, region, project, c.name())
 			e.send(ch, e.duration, time.Since(begin).Seconds(), region, project, c.name())

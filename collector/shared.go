@@ -3,9 +3,13 @@ package collector
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/common/model"
+
 	"github.com/kms-exporter/kms_exporter/internal/flight"
+	"github.com/kms-exporter/kms_exporter/kmsapi"
 )
 
 // results holds what the collectors fetched, per target and collector:
@@ -42,17 +46,22 @@ func newResults(now func() time.Time) *results {
 
 // get returns c's result for the target: from the cache when young enough,
 // else from the fetch in flight, else from a new fetch. called says whether
-// the result comes from an API call made for this scrape.
+// the result comes from an API call made for this scrape. The scrape's
+// trace says when no call was made for it.
 func (r *results) get(ctx context.Context, target string, c collector, fetch func(context.Context) (emitFunc, error)) (emit emitFunc, called bool, err error) {
 	key := resultKey{target, c.name()}
 	ttl := c.reuse()
-	if emit := r.fresh(key, ttl); emit != nil {
+	if emit, age := r.fresh(key, ttl); emit != nil {
+		kmsapi.TraceNote(ctx, "%s: from the cache, fetched %s ago", c.name(), model.Duration(age))
 		return emit, false, nil
 	}
+	var led atomic.Bool
 	f, err := r.flights.Do(ctx, key, func(ctx context.Context) (fetched, error) {
+		led.Store(true)
 		// A fetch that ended between the check above and Do has filled
 		// the cache: no second call for it.
-		if emit := r.fresh(key, ttl); emit != nil {
+		if emit, age := r.fresh(key, ttl); emit != nil {
+			kmsapi.TraceNote(ctx, "%s: from the cache, fetched %s ago", c.name(), model.Duration(age))
 			return fetched{emit: emit, cached: true}, nil
 		}
 		start := r.now()
@@ -65,6 +74,9 @@ func (r *results) get(ctx context.Context, target string, c collector, fetch fun
 		}
 		return fetched{emit: emit}, err
 	})
+	if !led.Load() {
+		kmsapi.TraceNote(ctx, "%s: shared the fetch another scrape had in flight; its calls are in that scrape's log", c.name())
+	}
 	return f.emit, !f.cached, err
 }
 
@@ -75,17 +87,17 @@ func (r *results) lastCallOK(target string) bool {
 	return r.lastOK[target]
 }
 
-// fresh returns the cached result for key when younger than ttl.
-func (r *results) fresh(key resultKey, ttl time.Duration) emitFunc {
+// fresh returns the cached result for key and its age when younger than ttl.
+func (r *results) fresh(key resultKey, ttl time.Duration) (emitFunc, time.Duration) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	c, ok := r.cache[key]
 	if !ok {
-		return nil
+		return nil, 0
 	}
-	if r.now().Sub(c.at) < ttl {
-		return c.emit
+	if age := r.now().Sub(c.at); age < ttl {
+		return c.emit, age
 	}
 	delete(r.cache, key)
-	return nil
+	return nil, 0
 }

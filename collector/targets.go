@@ -14,7 +14,7 @@ func (e *Exporter) WithTargets(targets []Target) (*Exporter, error) {
 	n := &Exporter{
 		logger: e.logger, now: e.now, collectors: e.collectors, enabled: e.enabled,
 		up: e.up, success: e.success, duration: e.duration, tagKeys: e.tagKeys,
-		results: e.results, lookups: e.lookups, budget: e.budget,
+		results: e.results, lookups: e.lookups, budget: e.budget, record: e.record,
 		byName: map[string]*target{},
 	}
 	if err := n.setTargets(targets, e.byName); err != nil {

@@ -84,6 +84,13 @@ func (t *Trace) Note(format string, args ...any) {
 	t.add(traceEvent{note: fmt.Sprintf(format, args...)})
 }
 
+// TraceNote adds a Note to the Trace ctx carries, if any.
+func TraceNote(ctx context.Context, format string, args ...any) {
+	if t := traceFrom(ctx); t != nil {
+		t.Note(format, args...)
+	}
+}
+
 // Len is the number of lines recorded.
 func (t *Trace) Len() int {
 	t.mu.Lock()
