@@ -35,6 +35,8 @@ type app struct {
 	demoData   kmsfake.Scenario
 	httpClient *http.Client // nil: kmsapi's default
 
+	history *history // recent scrapes, kept across reloads
+
 	reloadMu sync.Mutex
 	cur      atomic.Pointer[loaded]
 }
@@ -45,6 +47,8 @@ type loaded struct {
 	exp     *collector.Exporter
 	landing http.Handler
 	creds   *config.Credentials
+
+	targetCredential map[string]string // target name -> credential name
 }
 
 func newApp(s *settings, logger log.Logger, getenv func(string) string) (*app, error) {
@@ -60,6 +64,7 @@ func newApp(s *settings, logger log.Logger, getenv func(string) string) (*app, e
 		api:        own.API,
 		reloadOK:   own.ReloadOK,
 		reloadTime: own.ReloadTime,
+		history:    newHistory(s.historyLimit),
 	}
 	a.own.MustRegister(
 		collectors.NewGoCollector(),
@@ -188,15 +193,19 @@ func (a *app) build(cfg *config.Config) (*loaded, error) {
 		CacheTTL:            a.s.cacheTTL,
 		KeysRefreshInterval: a.s.keysRefresh,
 		Logger:              a.logger,
+		Record:              a.recordScrape,
 	})
 	if err != nil {
 		return nil, err
 	}
-	landing, err := a.landingPage(exp.TargetNames())
-	if err != nil {
+	l := &loaded{cfg: cfg, exp: exp, creds: creds, targetCredential: map[string]string{}}
+	for _, t := range cfg.Targets {
+		l.targetCredential[t.Name] = t.Credentials
+	}
+	if l.landing, err = a.landingPage(l); err != nil {
 		return nil, err
 	}
-	return &loaded{cfg: cfg, exp: exp, landing: landing, creds: creds}, nil
+	return l, nil
 }
 
 // reload reads and builds the config and puts it in force. On failure the
@@ -219,6 +228,7 @@ func (a *app) reload() error {
 		return err
 	}
 	a.cur.Store(l)
+	a.history.retain(func(target string) bool { _, ok := l.targetCredential[target]; return ok })
 	a.reloadOK.Set(1)
 	a.reloadTime.SetToCurrentTime()
 	level.Info(a.logger).Log("msg", "config loaded", "targets", len(cfg.Targets), "credentials", len(cfg.Credentials))

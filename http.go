@@ -3,10 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
-	"html"
 	stdlog "log"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -62,6 +60,7 @@ func (a *app) handler() http.Handler {
 	metrics := promhttp.InstrumentMetricHandler(a.own, http.HandlerFunc(a.serveMetrics))
 	mux.Handle(a.s.telemetryPath, getOrHead(metrics))
 	mux.Handle("/probe", getOrHead(http.HandlerFunc(a.serveProbe)))
+	mux.Handle("/probe/debug", getOrHead(http.HandlerFunc(a.serveScrapeLog)))
 	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "Healthy")
 	})
@@ -97,27 +96,17 @@ func getOrHead(h http.Handler) http.Handler {
 	})
 }
 
-func (a *app) landingPage(targets []string) (http.Handler, error) {
-	links := []web.LandingLinks{{Address: a.s.telemetryPath, Text: "Metrics", Description: "Every target, and the exporter's own metrics"}}
-	for _, t := range targets {
-		links = append(links, web.LandingLinks{
-			// The toolkit's template does not escape: target names do not
-			// get to write HTML.
-			Address:     "probe?target=" + url.QueryEscape(t),
-			Text:        "Probe " + html.EscapeString(t),
-			Description: "This target only",
-		})
-	}
+func (a *app) landingPage(l *loaded) (http.Handler, error) {
 	description := "Prometheus exporter for Huawei Cloud KMS"
 	if a.demo != nil {
 		description += " (demo mode: simulated data)"
 	}
-	return web.NewLandingPage(web.LandingConfig{
+	return newLandingPage(web.LandingConfig{
 		Name:        "KMS Exporter",
 		Description: description,
 		Version:     version.Info(),
-		Links:       links,
-	})
+		Links:       []web.LandingLinks{{Address: a.s.telemetryPath, Text: "Metrics", Description: "Every target, and the exporter's own metrics"}},
+	}, func() landingData { return a.landingView(l).data() })
 }
 
 // minScrapeTimeout is the smallest X-Prometheus-Scrape-Timeout-Seconds taken
@@ -161,6 +150,7 @@ func (a *app) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := a.scrapeContext(r)
 	defer cancel()
+	ctx, _ = withScrapeInfo(ctx, "/metrics")
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(l.exp.Collector(ctx))
 	// The scrape first, so the API metrics include its calls.
@@ -181,9 +171,14 @@ func (a *app) serveProbe(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := a.scrapeContext(r)
 	defer cancel()
+	ctx, si := withScrapeInfo(ctx, "/probe")
 	c, ok := l.exp.TargetCollector(ctx, name)
 	if !ok {
 		http.Error(w, fmt.Sprintf("unknown target %q: not in the config", name), http.StatusBadRequest)
+		return
+	}
+	if r.URL.Query().Get("debug") == "true" {
+		a.serveProbeDebug(w, r, c, si)
 		return
 	}
 	reg := prometheus.NewRegistry()

@@ -46,6 +46,7 @@ type settings struct {
 	logLevel      string
 	logFormat     string
 	demo          bool
+	historyLimit  int
 }
 
 // parseFlags parses args (without the program name) into settings and the
@@ -76,6 +77,7 @@ func parseFlags(args []string) (*settings, *web.FlagConfig, error) {
 	app.Flag("log.level", "Only log messages with the given severity or above. One of: [debug, info, warn, error]").Default("info").EnumVar(&s.logLevel, "debug", "info", "warn", "error")
 	app.Flag("log.format", "Output format of log messages. One of: [logfmt, json]").Default("logfmt").EnumVar(&s.logFormat, "logfmt", "json")
 	app.Flag("demo", "Serve simulated data from the embedded fake KMS API; no cloud account needed.").BoolVar(&s.demo)
+	app.Flag("history.limit", "Recent scrapes kept for the landing page and their debug logs (/probe/debug?id=N).").Default("100").IntVar(&s.historyLimit)
 	webFlags := kingpinflag.AddFlags(app, ":10567")
 
 	if _, err := app.Parse(args); err != nil {
@@ -96,6 +98,8 @@ func parseFlags(args []string) (*settings, *web.FlagConfig, error) {
 		return nil, nil, errors.New("--kms.timeout-offset must not be negative")
 	case s.maxTagSeries < 0:
 		return nil, nil, errors.New("--collector.keys.max-tag-series must not be negative")
+	case s.historyLimit < 0:
+		return nil, nil, errors.New("--history.limit must not be negative")
 	case s.telemetryPath == "" || s.telemetryPath[0] != '/':
 		return nil, nil, errors.New("--web.telemetry-path must start with /")
 	}
