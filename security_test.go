@@ -143,8 +143,33 @@ targets:
 		get("/probe?target=" + target)
 	}
 	get("/probe")
+	// The debug logs of those scrapes, and the landing page that lists them
+	// with their errors and the paused credential.
+	for _, target := range []string{"t-perm", "t-temp", "t-user", "t-agency", "t-wrong"} {
+		if code, body := get("/probe?debug=true&target=" + target); code != 200 || !strings.Contains(body, "API calls, in order") {
+			t.Errorf("debug log of %s: %d %s", target, code, body)
+		}
+	}
+	for id := 1; id <= 20; id++ {
+		get(fmt.Sprintf("/probe/debug?id=%d", id))
+	}
 	for _, path := range []string{"/", "/-/healthy", "/-/ready", "/-/reload", "/nope"} {
 		get(path)
+	}
+	// The logs must show the logins and failures whose secrets they must not.
+	logs := strings.Join(debugLogs(outputs), "")
+	for _, want := range []string{"endpoint=iam-token", "endpoint=ecs-metadata", "status=401", "paused until"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("no debug log shows %s; the test did not exercise what it should", want)
+		}
+	}
+	for _, header := range []string{"Signature=", "SDK-HMAC-SHA256", "X-Auth-Token", "X-Security-Token", "X-Metadata-Token"} {
+		if strings.Contains(logs+outputs["GET /"], header) {
+			t.Errorf("a debug log or the landing page shows %s", header)
+		}
+	}
+	if !strings.Contains(outputs["GET /"], `class="kms-paused"`) {
+		t.Error("the landing page does not show the paused credential; the test did not exercise what it should")
 	}
 
 	// Reloads: good, failing validation, YAML errors on the secret lines,
@@ -221,6 +246,17 @@ targets:
 			t.Errorf("logs lack %q; the test did not exercise what it should:\n%s", want, outputs["logs"])
 		}
 	}
+}
+
+// debugLogs returns every debug log in outputs.
+func debugLogs(outputs map[string]string) []string {
+	var logs []string
+	for k, v := range outputs {
+		if strings.Contains(k, "debug") {
+			logs = append(logs, v)
+		}
+	}
+	return logs
 }
 
 // buildBinary builds kms_exporter into dir.
