@@ -202,13 +202,15 @@ func describeFailure(f failure) apiError {
 	var ae *kmsapi.Error
 	if errors.As(f.err, &ae) {
 		e.Endpoint, e.Status, e.Code, e.RequestID = ae.Endpoint, ae.StatusCode, ae.Code, ae.RequestID
-		switch {
-		case errors.Is(f.err, kmsapi.ErrCredentialPaused):
-			// The whole story: paused, until when, after what.
-		case ae.Message != "":
-			e.Message = ae.Message
-		case ae.Err != nil:
-			e.Message = ae.Err.Error()
+		// A wrapped API error (the credential's pause names the failure
+		// that caused it) keeps its whole story.
+		if error(ae) == f.err {
+			switch {
+			case ae.Message != "":
+				e.Message = ae.Message
+			case ae.Err != nil:
+				e.Message = ae.Err.Error()
+			}
 		}
 	}
 	return e
