@@ -49,11 +49,12 @@ func (c latencyCase) callPlans() []CallPlan {
 
 // minCalls is the fewest calls a scrape can make: per target 1 quotas, 1
 // instances and one filter page per 1,000 keys; with refreshRegions also
-// the one regions page (only once an hour).
+// the regions list (only once an hour): its one page, and the empty page
+// that ends a list without a total.
 func (c latencyCase) minCalls(refreshRegions bool) int {
 	n := 2 + pages(c.keys)
 	if refreshRegions {
-		n++
+		n += 2
 	}
 	return c.targets * n
 }

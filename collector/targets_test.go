@@ -61,8 +61,9 @@ func TestWithTargetsKeepsState(t *testing.T) {
 		t.Fatalf("kms_up %v", up)
 	}
 	// a: its keys and regions come from the cache, its project ID is
-	// known; b: everything, three key pages.
-	want := map[string]int{kmsapi.EndpointIAMProjects: 0, kmsapi.EndpointResourceInstances: 3, kmsapi.EndpointQuotas: 2, kmsapi.EndpointRegions: 1}
+	// known; b: everything, three key pages, and the regions list (its
+	// page and the empty page that ends it).
+	want := map[string]int{kmsapi.EndpointIAMProjects: 0, kmsapi.EndpointResourceInstances: 3, kmsapi.EndpointQuotas: 2, kmsapi.EndpointRegions: 2}
 	for ep, n := range want {
 		if got := srv.Requests(ep); got != n {
 			t.Errorf("%s: %d requests, want %d", ep, got, n)

@@ -174,16 +174,19 @@ func checkPage(p keyPage, offset, total int) error {
 	return nil
 }
 
-// regionsPageSize and maxRegionPages bound the regions paging.
+// regionsPageSize is the page size asked of the regions list, and
+// maxRegionPages bounds its paging.
 var (
 	regionsPageSize = 100
 	maxRegionPages  = 50
 )
 
-// Regions lists the regions cross-region keys support, paging until a short page.
+// Regions lists the regions cross-region keys support. The list has no
+// total, and a server may cap the page size below what is asked, so a short
+// page does not end it: paging stops at the first empty page.
 func (c *Client) Regions(ctx context.Context) ([]string, error) {
-	var all []string
-	for page := 0; page < maxRegionPages; page++ {
+	all := []string{}
+	for range maxRegionPages {
 		path := c.projectPath("v2", "regions") + "?limit=" + strconv.Itoa(regionsPageSize) + "&offset=" + strconv.Itoa(len(all))
 		var regions []string
 		err := c.get(ctx, EndpointRegions, path, func(body io.Reader) (err error) {
@@ -193,13 +196,10 @@ func (c *Client) Regions(ctx context.Context) ([]string, error) {
 		if err != nil {
 			return nil, err
 		}
-		all = append(all, regions...)
-		if len(regions) < regionsPageSize {
-			if all == nil {
-				all = []string{}
-			}
+		if len(regions) == 0 {
 			return all, nil
 		}
+		all = append(all, regions...)
 	}
 	return nil, decodeError(EndpointRegions, http.StatusOK, "more than %d pages of regions", maxRegionPages)
 }

@@ -125,6 +125,25 @@ func TestFakeEveryAuthKind(t *testing.T) {
 	}
 }
 
+// A server that answers fewer regions than asked does not cut the list.
+func TestFakeRegionsPageCap(t *testing.T) {
+	sc := kmsfake.Generate(kmsfake.GenerateOptions{Seed: 1, KeysPerProject: 1})
+	for i := range 25 {
+		sc.CrossRegions = append(sc.CrossRegions, fmt.Sprintf("xx-region-%d", i))
+	}
+	srv := start(t, sc)
+	srv.SetRegionsPageCap(10)
+	c := newClient(t, srv, sc.Projects[0], kmsapi.NewAKSK(kmsfake.ExampleAccessKey.AK, kmsfake.ExampleAccessKey.SK, ""))
+	regions, err := c.Regions(ctxFor(t, 10*time.Second))
+	if err != nil || fmt.Sprint(regions) != fmt.Sprint(sc.CrossRegions) {
+		t.Fatalf("got %v, %v; want the %d regions %v", regions, err, len(sc.CrossRegions), sc.CrossRegions)
+	}
+	// 10, 10, 8 and the empty page that ends the list.
+	if n := srv.Requests(kmsapi.EndpointRegions); n != 4 {
+		t.Errorf("%d requests, want 4", n)
+	}
+}
+
 func TestFakeTokenRefresh(t *testing.T) {
 	sc := kmsfake.Generate(kmsfake.GenerateOptions{Seed: 1, KeysPerProject: 5})
 	srv := start(t, sc)

@@ -205,11 +205,9 @@ func TestListKeysInconsistentPages(t *testing.T) {
 	}
 }
 
-func TestRegionsPaging(t *testing.T) {
-	all := make([]string, 250)
-	for i := range all {
-		all[i] = fmt.Sprintf("region-%d", i)
-	}
+// regionsServer serves regions in pages of at most pageCap (0: as many as
+// asked), counting calls.
+func regionsServer(t *testing.T, all []string, pageCap int) (*httptest.Server, *atomic.Int64) {
 	var calls atomic.Int64
 	srv, _ := newKMS(t, func(w http.ResponseWriter, r *http.Request, _ []byte) {
 		calls.Add(1)
@@ -219,27 +217,45 @@ func TestRegionsPaging(t *testing.T) {
 		var limit, offset int
 		fmt.Sscan(r.URL.Query().Get("limit"), &limit)
 		fmt.Sscan(r.URL.Query().Get("offset"), &offset)
+		if pageCap > 0 {
+			limit = min(limit, pageCap)
+		}
 		end := min(offset+limit, len(all))
 		json.NewEncoder(w).Encode(map[string][]string{"regions": all[min(offset, end):end]})
 	})
-	got, err := newTestClient(t, srv.URL, NewAKSK(testAK, testSK, "")).Regions(ctxTimeout(t, 5*time.Second))
-	if err != nil {
-		t.Fatal(err)
+	return srv, &calls
+}
+
+func TestRegionsPaging(t *testing.T) {
+	all := make([]string, 250)
+	for i := range all {
+		all[i] = fmt.Sprintf("region-%d", i)
 	}
-	if fmt.Sprint(got) != fmt.Sprint(all) || calls.Load() != 3 {
-		t.Errorf("got %d regions in %d calls", len(got), calls.Load())
+	for _, tc := range []struct {
+		regions, pageCap int
+		calls            int64
+	}{
+		{250, 0, 4},   // 100, 100, 50 and the empty page that ends the list
+		{250, 10, 26}, // a server that caps pages at 10 while 100 are asked
+		{25, 10, 4},
+		{0, 0, 1},
+	} {
+		srv, calls := regionsServer(t, all[:tc.regions], tc.pageCap)
+		got, err := newTestClient(t, srv.URL, NewAKSK(testAK, testSK, "")).Regions(ctxTimeout(t, 5*time.Second))
+		if err != nil || got == nil || fmt.Sprint(got) != fmt.Sprint(all[:tc.regions]) || calls.Load() != tc.calls {
+			t.Errorf("%d regions in pages of %d: got %d regions in %d calls (want %d), %v", tc.regions, tc.pageCap, len(got), calls.Load(), tc.calls, err)
+		}
 	}
 
 	// A server that ignores offset would page forever.
-	calls.Store(0)
-	srv2, _ := newKMS(t, func(w http.ResponseWriter, r *http.Request, _ []byte) {
+	var calls atomic.Int64
+	srv, _ := newKMS(t, func(w http.ResponseWriter, r *http.Request, _ []byte) {
 		calls.Add(1)
-		json.NewEncoder(w).Encode(map[string][]string{"regions": all[:100]})
+		json.NewEncoder(w).Encode(map[string][]string{"regions": all[:10]})
 	})
-	_, err = newTestClient(t, srv2.URL, NewAKSK(testAK, testSK, "")).Regions(ctxTimeout(t, 10*time.Second))
-	mustError(t, err)
-	if calls.Load() != int64(maxRegionPages) {
-		t.Errorf("%d calls", calls.Load())
+	_, err := newTestClient(t, srv.URL, NewAKSK(testAK, testSK, "")).Regions(ctxTimeout(t, 10*time.Second))
+	if e := mustError(t, err); !strings.Contains(e.Error(), "more than 50 pages") || calls.Load() != int64(maxRegionPages) {
+		t.Errorf("%d calls, %v", calls.Load(), err)
 	}
 }
 

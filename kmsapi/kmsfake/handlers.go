@@ -305,6 +305,11 @@ func (s *Server) regions(rw *responder, r *http.Request) {
 		rw.kmsError(http.StatusBadRequest, "KMS.0308", "Invalid parameter: limit or offset.")
 		return
 	}
+	s.mu.Lock()
+	if s.regionsCap > 0 {
+		limit = min(limit, s.regionsCap)
+	}
+	s.mu.Unlock()
 	n := len(s.crossRegions)
 	page := s.crossRegions[min(offset, n):min(offset+limit, n)]
 	rw.json(http.StatusOK, struct {

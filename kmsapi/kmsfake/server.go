@@ -90,6 +90,7 @@ type Server struct {
 	rps         float64
 	limiters    map[string]*rate.Limiter
 	projectPage int // GET /v3/auth/projects page size; 0: one page
+	regionsCap  int // largest page of GET /v2/{project_id}/kms/regions; 0: none
 	now         func() time.Time
 }
 
@@ -248,6 +249,15 @@ func (s *Server) SetRateLimit(rps float64) {
 	defer s.mu.Unlock()
 	s.rps = rps
 	s.limiters = map[string]*rate.Limiter{}
+}
+
+// SetRegionsPageCap makes the regions list answer at most n regions a
+// page, whatever limit is asked, as a server may; 0 (the default) honours
+// the limit.
+func (s *Server) SetRegionsPageCap(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.regionsCap = n
 }
 
 // SetClock sets the fake's clock, used for X-Sdk-Date freshness, token and
