@@ -38,6 +38,16 @@ type collector interface {
 	fetch(ctx context.Context, client *kmsapi.Client, t *Target) (emitFunc, error)
 }
 
+// about is what a collector tells of itself; every collector embeds it.
+type about struct {
+	collectorName, apiEndpoint string
+	ttl                        time.Duration
+}
+
+func (a about) name() string         { return a.collectorName }
+func (a about) endpoint() string     { return a.apiEndpoint }
+func (a about) reuse() time.Duration { return a.ttl }
+
 // emitFunc sends a fetched result's metrics through gauge.
 type emitFunc func(gauge gaugeFunc)
 
@@ -271,26 +281,13 @@ func (s *collection) collectTarget(ch chan<- prometheus.Metric, t *target) {
 	var wg sync.WaitGroup
 	for _, c := range e.enabled {
 		wg.Go(func() {
-			begin := time.Now()
-			emit, call, err := e.results.get(ctx, t.Name, c, func(ctx context.Context) (emitFunc, error) {
-				return c.fetch(ctx, client, &t.Target)
-			})
+			call, ok := s.collectOne(ctx, ch, rec, t, client, c)
 			if call {
 				called.Store(true)
-			}
-			success := 0.0
-			if err == nil {
-				success = 1
-				if call {
+				if ok {
 					answered.Store(true)
 				}
-				emit(e.gauges(ch, region, project))
-			} else {
-				e.logFailure(t, c.name(), c.endpoint(), s.ctx, err)
-				rec.fail(c.name(), err)
 			}
-			e.send(ch, e.success, success, region, project, c.name())
-			e.send(ch, e.duration, time.Since(begin).Seconds(), region, project, c.name())
 		})
 	}
 	wg.Wait()
@@ -299,6 +296,28 @@ func (s *collection) collectTarget(ch chan<- prometheus.Metric, t *target) {
 		up = 1
 	}
 	e.send(ch, e.up, up, region, project)
+}
+
+// collectOne sends the metrics of one collector for t; called says whether
+// it made an API call rather than use the cache, ok whether it succeeded.
+func (s *collection) collectOne(ctx context.Context, ch chan<- prometheus.Metric, rec *recorder, t *target, client *kmsapi.Client, c collector) (called, ok bool) {
+	e := s.e
+	region, project := client.Region(), client.ProjectID()
+	begin := time.Now()
+	emit, called, err := e.results.get(ctx, t.Name, c, func(ctx context.Context) (emitFunc, error) {
+		return c.fetch(ctx, client, &t.Target)
+	})
+	success := 0.0
+	if err == nil {
+		success = 1
+		emit(e.gauges(ch, region, project))
+	} else {
+		e.logFailure(t, c.name(), c.endpoint(), s.ctx, err)
+		rec.fail(c.name(), err)
+	}
+	e.send(ch, e.success, success, region, project, c.name())
+	e.send(ch, e.duration, time.Since(begin).Seconds(), region, project, c.name())
+	return called, err == nil
 }
 
 // claim keeps two targets that resolve to the same project from exporting

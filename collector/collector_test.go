@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/go-kit/log"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/kms-exporter/kms_exporter/internal/syncbuf"
@@ -287,12 +286,7 @@ func TestCacheTTLAndRefreshInterval(t *testing.T) {
 	}
 
 	// HELP says which values may be reused.
-	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(e.Collector(context.Background()))
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
+	mfs := gather(t, e.Collector(context.Background()))
 	help := map[string]string{}
 	for _, mf := range mfs {
 		help[mf.GetName()] = mf.GetHelp()
@@ -380,19 +374,9 @@ func TestMetricsListsWhatIsExposed(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := f.exporter(t, []Target{f.target(cred)}, Options{})
-	scrape := prometheus.NewPedanticRegistry()
-	scrape.MustRegister(e.Collector(context.Background()))
-	mfs, err := scrape.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
+	mfs := gather(t, e.Collector(context.Background()))
 	// The exporter's own, once the scrape has made its API calls.
-	ownReg := prometheus.NewPedanticRegistry()
-	ownReg.MustRegister(own.Collectors()...)
-	ownMFs, err := ownReg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
+	ownMFs := gather(t, own.Collectors()...)
 	exposed := map[string]string{}
 	for _, mf := range append(mfs, ownMFs...) {
 		var labels []string
@@ -419,12 +403,7 @@ func TestMetricsListsWhatIsExposed(t *testing.T) {
 // histogram of APIMetrics) counted for region and endpoint.
 func apiSampleCount(t *testing.T, api *APIMetrics, name, region, endpoint string) float64 {
 	t.Helper()
-	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(api)
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
+	mfs := gather(t, api)
 	n := 0.0
 	for _, mf := range mfs {
 		if mf.GetName() != name {

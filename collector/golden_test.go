@@ -23,12 +23,7 @@ var update = flag.Bool("update", false, "rewrite the expected expositions in tes
 // scrape also goes through the linter.
 func checkGolden(t *testing.T, c prometheus.Collector, name string, metrics ...string) {
 	t.Helper()
-	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(c)
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
+	mfs := gather(t, c)
 	path := filepath.Join("testdata", name+".prom")
 	if *update {
 		writeGolden(t, path, mfs, metrics)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // sample is one series of a scrape.
@@ -15,16 +16,24 @@ type sample struct {
 	value  float64
 }
 
-// collect runs one scrape of c through a pedantic registry (which checks
-// every series against Describe) and returns its gauges.
-func collect(t *testing.T, c prometheus.Collector) []sample {
+// gather runs one scrape of cs through a pedantic registry, which checks
+// every series against Describe.
+func gather(t *testing.T, cs ...prometheus.Collector) []*dto.MetricFamily {
 	t.Helper()
 	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(c)
+	reg.MustRegister(cs...)
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
+	return mfs
+}
+
+// collect runs one scrape of c through a pedantic registry (which checks
+// every series against Describe) and returns its gauges.
+func collect(t *testing.T, c prometheus.Collector) []sample {
+	t.Helper()
+	mfs := gather(t, c)
 	var out []sample
 	for _, mf := range mfs {
 		for _, m := range mf.GetMetric() {

@@ -2,7 +2,6 @@ package collector
 
 import (
 	"context"
-	"time"
 
 	"github.com/kms-exporter/kms_exporter/kmsapi"
 )
@@ -11,20 +10,16 @@ import (
 const Instances = "instances"
 
 type instancesCollector struct {
-	ttl       time.Duration
+	about
 	instances *desc
 }
 
 func newInstances(o Options) collector {
 	return &instancesCollector{
-		ttl:       o.CacheTTL,
+		about:     about{Instances, kmsapi.EndpointInstances, o.CacheTTL},
 		instances: newDesc("kms_cmk_instances", "Number of customer master keys, default keys excluded (user-instances instance_num).", o.CacheTTL),
 	}
 }
-
-func (*instancesCollector) name() string           { return Instances }
-func (*instancesCollector) endpoint() string       { return kmsapi.EndpointInstances }
-func (c *instancesCollector) reuse() time.Duration { return c.ttl }
 
 func (c *instancesCollector) descs() []*desc { return []*desc{c.instances} }
 

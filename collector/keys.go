@@ -5,7 +5,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/kms-exporter/kms_exporter/kmsapi"
 )
@@ -15,7 +14,7 @@ import (
 const Keys = "keys"
 
 type keysCollector struct {
-	ttl     time.Duration
+	about
 	maxTags int
 	pages   sync.Map // target name -> key pages of its last listing
 
@@ -25,7 +24,7 @@ type keysCollector struct {
 func newKeys(o Options) collector {
 	ttl := max(o.CacheTTL, o.KeysRefreshInterval)
 	return &keysCollector{
-		ttl:      ttl,
+		about:    about{Keys, kmsapi.EndpointResourceInstances, ttl},
 		maxTags:  o.MaxTagSeries,
 		keys:     newDesc("kms_keys", "Number of keys by key state.", ttl, "state"),
 		defaults: newDesc("kms_default_keys", "Number of default master keys created by cloud services.", ttl),
@@ -34,10 +33,6 @@ func newKeys(o Options) collector {
 		deletion: newDesc("kms_key_scheduled_deletion_timestamp_seconds", "When the key pending deletion will be deleted, in Unix seconds.", ttl, "key_id", "key_alias"),
 	}
 }
-
-func (*keysCollector) name() string           { return Keys }
-func (*keysCollector) endpoint() string       { return kmsapi.EndpointResourceInstances }
-func (c *keysCollector) reuse() time.Duration { return c.ttl }
 
 // calls is the pages of the target's last listing; 1 before the first.
 func (c *keysCollector) calls(target string) int {

@@ -2,7 +2,6 @@ package collector
 
 import (
 	"context"
-	"time"
 
 	"github.com/kms-exporter/kms_exporter/kmsapi"
 )
@@ -11,21 +10,17 @@ import (
 const Quotas = "quotas"
 
 type quotasCollector struct {
-	ttl         time.Duration
+	about
 	limit, used *desc
 }
 
 func newQuotas(o Options) collector {
 	return &quotasCollector{
-		ttl:   o.CacheTTL,
+		about: about{Quotas, kmsapi.EndpointQuotas, o.CacheTTL},
 		limit: newDesc("kms_quota_limit", "KMS quota of the resource (user-quotas quota).", o.CacheTTL, "resource"),
 		used:  newDesc("kms_quota_used", "KMS quota of the resource in use (user-quotas used).", o.CacheTTL, "resource"),
 	}
 }
-
-func (*quotasCollector) name() string           { return Quotas }
-func (*quotasCollector) endpoint() string       { return kmsapi.EndpointQuotas }
-func (c *quotasCollector) reuse() time.Duration { return c.ttl }
 
 func (c *quotasCollector) descs() []*desc { return []*desc{c.limit, c.used} }
 

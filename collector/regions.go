@@ -16,7 +16,7 @@ const Regions = "regions"
 const DefaultRegionsTTL = time.Hour
 
 type regionsCollector struct {
-	ttl    time.Duration
+	about
 	region *desc
 }
 
@@ -27,14 +27,10 @@ func newRegions(o Options) collector {
 	}
 	ttl = max(o.CacheTTL, ttl)
 	return &regionsCollector{
-		ttl:    ttl,
+		about:  about{Regions, kmsapi.EndpointRegions, ttl},
 		region: newDesc("kms_cross_region_info", "1 for every region that cross-region keys support.", ttl, "supported_region"),
 	}
 }
-
-func (*regionsCollector) name() string           { return Regions }
-func (*regionsCollector) endpoint() string       { return kmsapi.EndpointRegions }
-func (c *regionsCollector) reuse() time.Duration { return c.ttl }
 
 func (c *regionsCollector) descs() []*desc { return []*desc{c.region} }
 

@@ -62,20 +62,17 @@ func TestSortedUnique(t *testing.T) {
 
 // stub is a collector whose fetch the test controls.
 type stub struct {
-	ttl     time.Duration
+	about
 	calls   atomic.Int32
 	fetchFn func(ctx context.Context) error
 	desc    *desc
 }
 
 func newStub(ttl time.Duration, fetch func(ctx context.Context) error) *stub {
-	return &stub{ttl: ttl, fetchFn: fetch, desc: newDesc("kms_stub", "Calls made so far.", ttl)}
+	return &stub{about: about{"stub", "stub-endpoint", ttl}, fetchFn: fetch, desc: newDesc("kms_stub", "Calls made so far.", ttl)}
 }
 
-func (*stub) name() string           { return "stub" }
-func (*stub) endpoint() string       { return "stub-endpoint" }
-func (s *stub) reuse() time.Duration { return s.ttl }
-func (s *stub) descs() []*desc       { return []*desc{s.desc} }
+func (s *stub) descs() []*desc { return []*desc{s.desc} }
 
 func (s *stub) fetch(ctx context.Context, _ *kmsapi.Client, _ *Target) (emitFunc, error) {
 	n := s.calls.Add(1)
@@ -140,10 +137,7 @@ func TestConcurrentScrapesShareOneFetch(t *testing.T) {
 }
 
 func TestCacheTTLAndFailures(t *testing.T) {
-	var mu sync.Mutex
-	now := time.Unix(1000, 0)
-	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	clock := newFakeClock()
 	fail := false
 	c := newStub(time.Minute, func(context.Context) error {
 		if fail {
@@ -151,15 +145,15 @@ func TestCacheTTLAndFailures(t *testing.T) {
 		}
 		return nil
 	})
-	e := stubExporter(t, c, clock)
+	e := stubExporter(t, c, clock.Now)
 	if v := stubValue(t, e); v != 1 {
 		t.Fatalf("first = %v", v)
 	}
-	advance(59 * time.Second)
+	clock.Advance(59 * time.Second)
 	if v := stubValue(t, e); v != 1 || c.calls.Load() != 1 {
 		t.Fatalf("within TTL: %v, calls %d", v, c.calls.Load())
 	}
-	advance(time.Second)
+	clock.Advance(time.Second)
 	fail = true
 	if v := stubValue(t, e); v != -1 {
 		t.Fatalf("expired entry served instead of the failure: %v", v)
