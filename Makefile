@@ -16,7 +16,7 @@ IMAGE_ARCH ?= $(shell $(GO) env GOARCH)
 CA_BUNDLE ?= /etc/ssl/certs/ca-certificates.crt
 BUILDAH   ?= buildah
 
-.PHONY: all build test lint run-demo bench e2e docker image image-test clean
+.PHONY: all build test lint run-demo bench e2e docker image image-test mixin mixin-check clean
 
 all: lint test build
 
@@ -40,6 +40,27 @@ bench:
 
 e2e: build
 	$(GO) test -tags e2e -count=1 -v -timeout 10m ./e2e/...
+
+# The files rendered from deploy/mixin (render.jsonnet names them).
+JSONNET   ?= jsonnet
+MIXIN_FILES := dashboards/kms.json deploy/kubernetes/prometheusrule.yaml deploy/prometheus/alerts.yml
+
+mixin: .build/mixin
+	for f in $(MIXIN_FILES); do cp .build/mixin/$$f $$f; done
+
+# Fails when a rendered file differs from the checked-in one, or the
+# jsonnet is not formatted.
+mixin-check: .build/mixin
+	jsonnetfmt --test $$(find deploy/mixin -name '*.*sonnet')
+	@status=0; for f in $(MIXIN_FILES); do \
+		diff -u $$f .build/mixin/$$f || { echo "$$f differs from what deploy/mixin renders: run make mixin"; status=1; }; \
+	done; exit $$status
+
+.PHONY: .build/mixin
+.build/mixin:
+	rm -rf $@ && for f in $(MIXIN_FILES); do mkdir -p $@/$$(dirname $$f); done
+	$(JSONNET) -S -m $@ deploy/mixin/render.jsonnet | sed 's|^$@/||' | sort | tr '\n' ' ' | grep -qx '$(sort $(MIXIN_FILES)) ' \
+		|| { echo "render.jsonnet does not render exactly $(MIXIN_FILES)"; exit 1; }
 
 # The image without a registry: the Dockerfile's build stage is replaced by
 # .build/image, which holds the binary built here and the host's CA bundle.

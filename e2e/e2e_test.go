@@ -526,7 +526,7 @@ scrape_configs:
 		if overQuota, err = query(promURL, `100 * kms_quota_used{resource="CMK"} / kms_quota_limit{resource="CMK"} > 90`); err != nil {
 			return err
 		}
-		if quotaAlertsWant, err = query(promURL, `100 * kms_quota_used / (kms_quota_limit > 0) > 80`); err != nil {
+		if quotaAlertsWant, err = query(promURL, `100 * kms_quota_used{resource="CMK"} / (kms_quota_limit{resource="CMK"} > 0) > 80`); err != nil {
 			return err
 		}
 		if pendingKeys, err = query(promURL, `(kms_key_scheduled_deletion_timestamp_seconds - time()) < 7 * 86400`); err != nil {

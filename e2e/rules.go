@@ -181,6 +181,8 @@ func LabelValuesQuery(q string) (selector, label string, err error) {
 // $__rate_interval is at least four scrape intervals, and $__range is kept
 // within the test Prometheus' short history.
 var AllValues = map[string]string{
+	"job":             ".*",
+	"instance":        ".*",
 	"region":          ".*",
 	"project_id":      ".*",
 	"__rate_interval": "10s",
