@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/kms-exporter/kms_exporter/collector"
 	"github.com/kms-exporter/kms_exporter/config"
+	"github.com/kms-exporter/kms_exporter/discovery"
 	"github.com/kms-exporter/kms_exporter/kmsapi/kmsfake"
 )
 
@@ -37,17 +39,23 @@ type app struct {
 
 	history *history // recent scrapes, kept across reloads
 
-	reloadMu sync.Mutex
-	cur      atomic.Pointer[loaded]
+	reloadMu    sync.Mutex
+	cur         atomic.Pointer[loaded]
+	discoveries sync.WaitGroup // the Run of every discovery started
 }
 
-// loaded is one config in force.
+// loaded is one config in force. A discovery refresh replaces it by a copy
+// with the new targets.
 type loaded struct {
 	cfg     *config.Config
 	exp     *collector.Exporter
 	landing http.Handler
 	creds   *config.Credentials
 
+	disc             *discovery.Discoverer
+	stopDiscovery    context.CancelFunc
+	sd               []sdGroup         // /targets
+	targets          []targetInfo      // static, then discovered
 	targetCredential map[string]string // target name -> credential name
 }
 
@@ -69,6 +77,7 @@ func newApp(s *settings, logger log.Logger, getenv func(string) string) (*app, e
 	a.own.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		ownMetrics{a},
 	)
 	a.own.MustRegister(own.Collectors()...)
 	if s.demo {
@@ -99,6 +108,10 @@ func normalizeEndpointFlags(s *settings) error {
 }
 
 func (a *app) close() {
+	if l := a.cur.Load(); l != nil && l.stopDiscovery != nil {
+		l.stopDiscovery()
+	}
+	a.discoveries.Wait()
 	if a.demo != nil {
 		a.demo.Close()
 	}
@@ -175,18 +188,13 @@ func (a *app) build(cfg *config.Config) (*loaded, error) {
 	if err != nil {
 		return nil, err
 	}
-	targets := make([]collector.Target, 0, len(cfg.Targets))
-	for _, t := range cfg.Targets {
-		targets = append(targets, collector.Target{
-			Name:       t.Name,
-			Region:     t.Region,
-			ProjectID:  t.ProjectID,
-			Endpoint:   t.KMSEndpoint,
-			Credential: creds.Get(t.Credentials),
-			TagKeys:    t.TagKeys,
-		})
-	}
-	exp, err := collector.New(targets, collector.Options{
+	disc := a.newDiscoverer(cfg, creds)
+	// A config starts with its discovered targets when IAM answers soon.
+	ctx, cancel := context.WithTimeout(context.Background(), initialDiscoveryTimeout)
+	disc.Initial(ctx)
+	cancel()
+	found := disc.Targets()
+	exp, err := collector.New(collectorTargets(cfg, creds, found), collector.Options{
 		Collectors:          a.s.collectors,
 		TagKeys:             a.s.tagKeys,
 		MaxTagSeries:        a.s.maxTagSeries,
@@ -198,14 +206,7 @@ func (a *app) build(cfg *config.Config) (*loaded, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &loaded{cfg: cfg, exp: exp, creds: creds, targetCredential: map[string]string{}}
-	for _, t := range cfg.Targets {
-		l.targetCredential[t.Name] = t.Credentials
-	}
-	if l.landing, err = a.landingPage(l); err != nil {
-		return nil, err
-	}
-	return l, nil
+	return a.withExporter(&loaded{cfg: cfg, creds: creds, disc: disc}, exp, found)
 }
 
 // reload reads and builds the config and puts it in force. On failure the
@@ -227,11 +228,14 @@ func (a *app) reload() error {
 		level.Error(a.logger).Log("msg", msg, "err", err)
 		return err
 	}
-	a.cur.Store(l)
+	a.startDiscovery(l)
+	if prev := a.cur.Swap(l); prev != nil {
+		prev.stopDiscovery()
+	}
 	a.history.retain(func(target string) bool { _, ok := l.targetCredential[target]; return ok })
 	a.reloadOK.Set(1)
 	a.reloadTime.SetToCurrentTime()
-	level.Info(a.logger).Log("msg", "config loaded", "targets", len(cfg.Targets), "credentials", len(cfg.Credentials))
+	level.Info(a.logger).Log("msg", "config loaded", "targets", len(cfg.Targets), "discovery", len(cfg.Discovery), "credentials", len(cfg.Credentials))
 	for _, w := range cfg.Warnings() {
 		if a.s.configFile == "" {
 			w = flagNames.Replace(w)

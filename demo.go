@@ -21,8 +21,9 @@ func startDemo(logger log.Logger) (*kmsfake.Server, kmsfake.Scenario) {
 	return srv, sc
 }
 
-// demoConfig has one target per demo project, named demo-<region>, all with
-// the demo AK/SK and pointed at the fake.
+// demoConfig has one static target per region project of the demo, named
+// demo-<region>, and discovers the others (the sub-projects, named
+// demo/<project>), all with the demo AK/SK and pointed at the fake.
 func demoConfig(url string, sc kmsfake.Scenario) (*config.Config, error) {
 	ak := kmsfake.DemoAccessKey
 	if len(sc.AccessKeys) > 0 {
@@ -35,8 +36,12 @@ func demoConfig(url string, sc kmsfake.Scenario) (*config.Config, error) {
 			SecurityToken: promconfig.Secret(ak.SecurityToken),
 			IAMEndpoint:   url,
 		}},
+		Discovery: []config.Discovery{{KMSEndpoint: url}},
 	}
 	for _, p := range sc.Projects {
+		if p.Name != "" {
+			continue
+		}
 		c.Targets = append(c.Targets, config.Target{
 			Name:        "demo-" + p.Region,
 			Region:      p.Region,

@@ -61,6 +61,7 @@ func (a *app) handler() http.Handler {
 	mux.Handle(a.s.telemetryPath, getOrHead(metrics))
 	mux.Handle("/probe", getOrHead(http.HandlerFunc(a.serveProbe)))
 	mux.Handle("/probe/debug", getOrHead(http.HandlerFunc(a.serveScrapeLog)))
+	mux.Handle("/targets", getOrHead(http.HandlerFunc(a.serveTargets)))
 	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "Healthy")
 	})

@@ -314,8 +314,6 @@ func (a *app) landingView(l *loaded) landingView {
 		history:      a.history,
 		historyLimit: a.s.historyLimit,
 	}
-	for _, t := range l.cfg.Targets {
-		v.targets = append(v.targets, targetInfo{Name: t.Name, Region: t.Region, ProjectID: t.ProjectID, Credential: t.Credentials})
-	}
+	v.targets = l.targets
 	return v
 }

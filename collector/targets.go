@@ -11,12 +11,11 @@ import (
 // Exporter this way without fetching again what is still fresh. The cache
 // of a target that is gone or changed is dropped.
 func (e *Exporter) WithTargets(targets []Target) (*Exporter, error) {
-	n := &Exporter{
-		logger: e.logger, now: e.now, collectors: e.collectors, enabled: e.enabled,
-		up: e.up, success: e.success, duration: e.duration, tagKeys: e.tagKeys,
-		results: e.results, lookups: e.lookups, budget: e.budget, record: e.record,
-		byName: map[string]*target{},
-	}
+	// Every setting and the shared state, whatever fields Exporter gains;
+	// only the targets are new.
+	n := new(Exporter)
+	*n = *e
+	n.targets, n.byName = nil, map[string]*target{}
 	if err := n.setTargets(targets, e.byName); err != nil {
 		return nil, err
 	}

@@ -54,6 +54,7 @@ type source struct {
 	targets     []Target
 	found       bool      // a refresh succeeded, or the list was kept over a reload
 	lastSuccess time.Time // zero until a refresh succeeds
+	next        time.Time // when Run refreshes next; zero: at once
 }
 
 // New builds a Discoverer; nothing runs before Run or Refresh.
@@ -120,26 +121,48 @@ func (d *Discoverer) Targets() []Target {
 	return out
 }
 
-// Run refreshes every source at once and then every Interval (sooner after
-// a failure), until ctx ends. It returns when every refresh has stopped.
+// Run refreshes every source at once (but those Initial refreshed) and
+// then every Interval, sooner after a failure, until ctx ends. It returns
+// when every refresh has stopped.
 func (d *Discoverer) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	for _, s := range d.sources {
 		wg.Go(func() {
 			for {
-				wait := s.Interval
-				if err := d.refresh(ctx, s); err != nil {
-					wait = min(wait, d.o.RetryInterval)
+				s.mu.Lock()
+				wait := time.Until(s.next)
+				s.mu.Unlock()
+				if wait > 0 {
+					t := time.NewTimer(wait)
+					select {
+					case <-ctx.Done():
+						t.Stop()
+						return
+					case <-t.C:
+					}
 				}
-				t := time.NewTimer(wait)
-				select {
-				case <-ctx.Done():
-					t.Stop()
+				if ctx.Err() != nil {
 					return
-				case <-t.C:
 				}
+				d.refresh(ctx, s, true)
 			}
 		})
+	}
+	wg.Wait()
+}
+
+// Initial refreshes, in parallel, the sources that have no list yet (none
+// kept over a reload), without calling OnChange: the targets a config
+// starts with. Run then lists them again only after their interval.
+func (d *Discoverer) Initial(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, s := range d.sources {
+		s.mu.Lock()
+		found := s.found
+		s.mu.Unlock()
+		if !found {
+			wg.Go(func() { d.refresh(ctx, s, false) })
+		}
 	}
 	wg.Wait()
 }
@@ -152,7 +175,7 @@ func (d *Discoverer) Refresh(ctx context.Context) map[string]error {
 	var wg sync.WaitGroup
 	for _, s := range d.sources {
 		wg.Go(func() {
-			if err := d.refresh(ctx, s); err != nil {
+			if err := d.refresh(ctx, s, false); err != nil {
 				mu.Lock()
 				errs[s.Credential] = err
 				mu.Unlock()
@@ -164,8 +187,8 @@ func (d *Discoverer) Refresh(ctx context.Context) map[string]error {
 }
 
 // refresh lists one source's projects and puts the targets in force; on
-// failure the last list stays.
-func (d *Discoverer) refresh(parent context.Context, s *source) error {
+// failure the last list stays. notify calls OnChange when the targets changed.
+func (d *Discoverer) refresh(parent context.Context, s *source, notify bool) error {
 	ctx, cancel := context.WithTimeout(parent, d.o.RefreshTimeout)
 	defer cancel()
 	projects, err := s.List(ctx)
@@ -175,6 +198,7 @@ func (d *Discoverer) refresh(parent context.Context, s *source) error {
 		}
 		s.mu.Lock()
 		kept := len(s.targets)
+		s.next = time.Now().Add(min(s.Interval, d.o.RetryInterval))
 		s.mu.Unlock()
 		level.Warn(d.o.Logger).Log("msg", "discovery refresh failed; keeping the last list of targets", "credentials", s.Credential, "targets_kept", kept, "err", err)
 		return err
@@ -184,10 +208,11 @@ func (d *Discoverer) refresh(parent context.Context, s *source) error {
 	changed := !s.found || !slices.EqualFunc(s.targets, targets, sameTarget)
 	added, removed := diff(s.targets, targets)
 	s.targets, s.found, s.lastSuccess = targets, true, time.Now()
+	s.next = s.lastSuccess.Add(s.Interval)
 	s.mu.Unlock()
 	if changed {
 		level.Info(d.o.Logger).Log("msg", "discovered targets", "credentials", s.Credential, "projects", len(projects), "targets", len(targets), "added", added, "removed", removed)
-		if d.o.OnChange != nil {
+		if notify && d.o.OnChange != nil {
 			d.o.OnChange()
 		}
 	}

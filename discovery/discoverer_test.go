@@ -180,3 +180,36 @@ func TestKeep(t *testing.T) {
 		t.Errorf("after the refresh %q", got)
 	}
 }
+
+// Initial lists the entries that have no list yet, without OnChange; Run
+// then lists those only after their interval, and the kept ones at once.
+func TestInitialThenRun(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fresh := &account{projects: projects("cn-north-4")}
+		kept := &account{projects: projects("cn-east-3")}
+		old := New([]Source{{Rule: Rule{Credential: "kept"}, Interval: time.Hour, List: kept.List}}, Options{})
+		old.Refresh(t.Context())
+		changes := 0
+		d := New([]Source{
+			{Rule: Rule{Credential: "fresh"}, Interval: time.Hour, List: fresh.List},
+			{Rule: Rule{Credential: "kept"}, Interval: time.Hour, List: kept.List},
+		}, Options{OnChange: func() { changes++ }})
+		d.Keep(old)
+		d.Initial(t.Context())
+		if names(d.Targets()) != "fresh/cn-north-4 kept/cn-east-3" || fresh.Calls() != 1 || kept.Calls() != 1 || changes != 0 {
+			t.Fatalf("after Initial: %q, calls %d and %d, %d changes", names(d.Targets()), fresh.Calls(), kept.Calls(), changes)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		go d.Run(ctx)
+		synctest.Wait()
+		if fresh.Calls() != 1 || kept.Calls() != 2 {
+			t.Fatalf("Run at once: calls %d and %d; want the kept entry listed again, not the fresh one", fresh.Calls(), kept.Calls())
+		}
+		time.Sleep(time.Hour)
+		synctest.Wait()
+		if fresh.Calls() != 2 || kept.Calls() != 3 {
+			t.Fatalf("after an hour: calls %d and %d", fresh.Calls(), kept.Calls())
+		}
+	})
+}

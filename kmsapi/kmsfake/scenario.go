@@ -194,61 +194,74 @@ func Generate(o GenerateOptions) Scenario {
 	return sc
 }
 
-// Demo is the account kms_exporter --demo shows: three projects; cn-north-4
-// busy and above 90% of its CMK quota with keys in every state, two of them
-// to be deleted within a week and one later; ap-southeast-1 moderate with one
-// key to be deleted within two days; eu-west-101 small. Content is fixed;
+// demoPlan is one project of the demo account.
+type demoPlan struct {
+	id, region string
+	name       string // IAM project name of a sub-project; "" for the region project
+	defaults   []string
+	customers  int
+	cmkLimit   int64
+	grants     int64
+	// special states by customer index
+	states map[int]kmsapi.KeyState
+	// scheduled deletion by customer index, from now
+	deletions map[int]time.Duration
+}
+
+const day = 24 * time.Hour
+
+// demoPlans are the projects of Demo: three region projects, then three
+// sub-projects, small and quiet, that discovery finds.
+var demoPlans = []demoPlan{
+	{
+		id: "0c5b7e3f9a2d4e61b8f0a7c3d2e1f405", region: "cn-north-4",
+		defaults: []string{"obs/default", "evs/default", "rds/default"}, customers: 46, cmkLimit: 50, grants: 37,
+		states: map[int]kmsapi.KeyState{
+			3: kmsapi.StateDisabled, 11: kmsapi.StateDisabled, 19: kmsapi.StateDisabled, 27: kmsapi.StateDisabled,
+			5: kmsapi.StatePendingDeletion, 14: kmsapi.StatePendingDeletion, 33: kmsapi.StatePendingDeletion,
+			8: kmsapi.StatePendingActivation, 40: kmsapi.StatePendingImport,
+		},
+		deletions: map[int]time.Duration{5: 2*day + 5*time.Hour, 14: 5*day + 11*time.Hour, 33: 20 * day},
+	},
+	{
+		id: "7f1e2d3c4b5a49687766554433221100", region: "ap-southeast-1",
+		defaults: []string{"obs/default", "evs/default"}, customers: 14, cmkLimit: 50, grants: 6,
+		states: map[int]kmsapi.KeyState{
+			2: kmsapi.StateDisabled, 9: kmsapi.StatePendingDeletion, 12: kmsapi.StatePendingActivation,
+		},
+		deletions: map[int]time.Duration{9: 36 * time.Hour},
+	},
+	{
+		id: "a4e9b2c7d1f0483e9c6b5a2d8e7f1c39", region: "eu-west-101",
+		defaults: []string{"evs/default"}, customers: 5, cmkLimit: 20, grants: 0,
+		states: map[int]kmsapi.KeyState{4: kmsapi.StateDisabled},
+	},
+	{id: "5e1d7c9b3a2f48e6a0b4c8d2e6f1a3b7", region: "cn-north-4", name: "cn-north-4_payments", customers: 12, cmkLimit: 50, grants: 4},
+	{id: "9a8b7c6d5e4f43218f0e1d2c3b4a5968", region: "cn-north-4", name: "cn-north-4_analytics", customers: 8, cmkLimit: 50, grants: 1},
+	{id: "c3d4e5f60718492a8b9c0d1e2f3a4b5c", region: "ap-southeast-1", name: "ap-southeast-1_shop", customers: 6, cmkLimit: 20, grants: 0},
+}
+
+// Demo is the account kms_exporter --demo shows: three region projects;
+// cn-north-4 busy and above 90% of its CMK quota with keys in every state,
+// two of them to be deleted within a week and one later; ap-southeast-1
+// moderate with one key to be deleted within two days; eu-west-101 small.
+// Then three small sub-projects (cn-north-4_payments, cn-north-4_analytics,
+// ap-southeast-1_shop) and MOS, a project without KMS. Content is fixed;
 // only dates move with now.
 func Demo(now time.Time) Scenario {
 	g := gen{rand.New(rand.NewPCG(20250601, 0x64656d6f))}
 	domainID := "d3a0c1e8b5f74a2c9e6d1b4f8a7c2e50"
 	now = now.Truncate(time.Millisecond)
-	day := 24 * time.Hour
-
-	type plan struct {
-		id, region string
-		defaults   []string
-		customers  int
-		cmkLimit   int64
-		grants     int64
-		// special states by customer index
-		states map[int]kmsapi.KeyState
-		// scheduled deletion by customer index
-		deletions map[int]time.Duration
-	}
-	plans := []plan{
-		{
-			id: "0c5b7e3f9a2d4e61b8f0a7c3d2e1f405", region: "cn-north-4",
-			defaults: []string{"obs/default", "evs/default", "rds/default"}, customers: 46, cmkLimit: 50, grants: 37,
-			states: map[int]kmsapi.KeyState{
-				3: kmsapi.StateDisabled, 11: kmsapi.StateDisabled, 19: kmsapi.StateDisabled, 27: kmsapi.StateDisabled,
-				5: kmsapi.StatePendingDeletion, 14: kmsapi.StatePendingDeletion, 33: kmsapi.StatePendingDeletion,
-				8: kmsapi.StatePendingActivation, 40: kmsapi.StatePendingImport,
-			},
-			deletions: map[int]time.Duration{5: 2*day + 5*time.Hour, 14: 5*day + 11*time.Hour, 33: 20 * day},
-		},
-		{
-			id: "7f1e2d3c4b5a49687766554433221100", region: "ap-southeast-1",
-			defaults: []string{"obs/default", "evs/default"}, customers: 14, cmkLimit: 50, grants: 6,
-			states: map[int]kmsapi.KeyState{
-				2: kmsapi.StateDisabled, 9: kmsapi.StatePendingDeletion, 12: kmsapi.StatePendingActivation,
-			},
-			deletions: map[int]time.Duration{9: 36 * time.Hour},
-		},
-		{
-			id: "a4e9b2c7d1f0483e9c6b5a2d8e7f1c39", region: "eu-west-101",
-			defaults: []string{"evs/default"}, customers: 5, cmkLimit: 20, grants: 0,
-			states: map[int]kmsapi.KeyState{4: kmsapi.StateDisabled},
-		},
-	}
 	sc := Scenario{
 		AccessKeys:   []AccessKey{DemoAccessKey},
 		Users:        []User{DemoUser},
 		CrossRegions: []string{"cn-north-4", "cn-east-3", "ap-southeast-1", "eu-west-101"},
+		// Projects without KMS, which discovery skips.
+		OtherProjects: []IAMProject{{ID: "e7f8091a2b3c4d5e6f708192a3b4c5d6", Name: "MOS"}},
 	}
 	rareTags := []kmsapi.Tag{{Key: "compliance", Value: "pci-dss"}, {Key: "owner", Value: "alice"}, {Key: "cost-center", Value: "cc-4711"}, {Key: "legacy", Value: "true"}}
-	for pi, pl := range plans {
-		p := Project{ID: pl.id, Region: pl.region}
+	for pi, pl := range demoPlans {
+		p := Project{ID: pl.id, Region: pl.region, Name: pl.name}
 		for _, a := range pl.defaults {
 			k := defaultKey(g, domainID, a, now)
 			p.Keys = append(p.Keys, k)

@@ -94,8 +94,17 @@ func TestDemo(t *testing.T) {
 	if later.Projects[0].Keys[5].ID != d.Projects[0].Keys[5].ID {
 		t.Fatal("Demo content changes with now")
 	}
-	if len(d.Projects) != 3 || len(d.AccessKeys) != 1 || d.AccessKeys[0] != DemoAccessKey || len(d.CrossRegions) < 2 {
+	if len(d.Projects) != 6 || len(d.AccessKeys) != 1 || d.AccessKeys[0] != DemoAccessKey || len(d.CrossRegions) < 2 {
 		t.Fatalf("demo shape: %d projects", len(d.Projects))
+	}
+	// Three region projects, then sub-projects of them, and MOS.
+	for i, p := range d.Projects {
+		if sub := p.Name != ""; sub != (i >= 3) || (sub && !strings.HasPrefix(p.Name, p.Region+"_")) {
+			t.Fatalf("project %d: name %q, region %q", i, p.Name, p.Region)
+		}
+	}
+	if len(d.OtherProjects) != 1 || d.OtherProjects[0].Name != "MOS" {
+		t.Fatalf("other projects %+v", d.OtherProjects)
 	}
 	regions := map[string]bool{}
 	over90, soon, later7 := 0, 0, 0

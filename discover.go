@@ -1,0 +1,162 @@
+package main
+
+import (
+	"context"
+	"slices"
+	"time"
+
+	"github.com/go-kit/log/level"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kms-exporter/kms_exporter/collector"
+	"github.com/kms-exporter/kms_exporter/config"
+	"github.com/kms-exporter/kms_exporter/discovery"
+)
+
+// initialDiscoveryTimeout bounds the wait of a (re)load for the first
+// listing of a new discovery entry; when IAM is slower, the config starts
+// without the entry's targets and the background refresh adds them.
+const initialDiscoveryTimeout = 10 * time.Second
+
+// newDiscoverer builds the discovery entries of cfg. An entry unchanged
+// from the config in force starts from its last list, so that a reload
+// does not drop discovered targets while it lists the projects again.
+func (a *app) newDiscoverer(cfg *config.Config, creds *config.Credentials) *discovery.Discoverer {
+	var sources []discovery.Source
+	for _, d := range cfg.Discovery {
+		sources = append(sources, discovery.Source{
+			Rule: discovery.Rule{
+				Credential: d.Credentials, Regions: d.Regions, Include: d.IncludeRE, Exclude: d.ExcludeRE,
+				KMSEndpoint: d.KMSEndpoint, TagKeys: d.TagKeys,
+			},
+			Interval: d.Interval,
+			List:     creds.Get(d.Credentials).ListProjects,
+		})
+	}
+	var static []discovery.Static
+	for _, t := range cfg.Targets {
+		static = append(static, discovery.Static{Name: t.Name, Credential: t.Credentials, Region: t.Region, ProjectID: t.ProjectID})
+	}
+	var disc *discovery.Discoverer
+	disc = discovery.New(sources, discovery.Options{
+		Static:   static,
+		Logger:   a.logger,
+		OnChange: func() { a.rediscovered(disc) },
+	})
+	if cur := a.cur.Load(); cur != nil {
+		disc.Keep(cur.disc)
+	}
+	return disc
+}
+
+// collectorTargets are the static targets of cfg, then the discovered ones.
+// Discovered targets use their entry's credential object, and so share its
+// rate limit and its pause after an authentication failure with every
+// other target of that credential.
+func collectorTargets(cfg *config.Config, creds *config.Credentials, found []discovery.Target) []collector.Target {
+	targets := make([]collector.Target, 0, len(cfg.Targets)+len(found))
+	for _, t := range cfg.Targets {
+		targets = append(targets, collector.Target{
+			Name:       t.Name,
+			Region:     t.Region,
+			ProjectID:  t.ProjectID,
+			Endpoint:   t.KMSEndpoint,
+			Credential: creds.Get(t.Credentials),
+			TagKeys:    t.TagKeys,
+		})
+	}
+	for _, t := range found {
+		targets = append(targets, collector.Target{
+			Name:       t.Name,
+			Region:     t.Region,
+			ProjectID:  t.ProjectID,
+			Endpoint:   t.KMSEndpoint,
+			Credential: creds.Get(t.Credential),
+			TagKeys:    slices.Clone(t.TagKeys),
+		})
+	}
+	return targets
+}
+
+// rediscovered puts the new list of disc in force, if disc belongs to the
+// config in force (a reload may have replaced it meanwhile).
+func (a *app) rediscovered(disc *discovery.Discoverer) {
+	a.reloadMu.Lock()
+	defer a.reloadMu.Unlock()
+	cur := a.cur.Load()
+	if cur == nil || cur.disc != disc {
+		return
+	}
+	found := disc.Targets()
+	exp, err := cur.exp.WithTargets(collectorTargets(cur.cfg, cur.creds, found))
+	var next *loaded
+	if err == nil {
+		next, err = a.withExporter(cur, exp, found)
+	}
+	if err != nil {
+		level.Error(a.logger).Log("msg", "cannot use the discovered targets; the previous targets stay", "err", err)
+		return
+	}
+	a.cur.Store(next)
+	a.history.retain(func(target string) bool { _, ok := next.targetCredential[target]; return ok })
+}
+
+// withExporter is a copy of l serving exp, whose discovered targets are found.
+func (a *app) withExporter(l *loaded, exp *collector.Exporter, found []discovery.Target) (*loaded, error) {
+	next := *l
+	next.exp, next.sd = exp, sdGroups(l.cfg, found)
+	next.targets = make([]targetInfo, 0, len(l.cfg.Targets)+len(found))
+	next.targetCredential = make(map[string]string, len(l.cfg.Targets)+len(found))
+	for _, t := range l.cfg.Targets {
+		next.targets = append(next.targets, targetInfo{Name: t.Name, Region: t.Region, ProjectID: t.ProjectID, Credential: t.Credentials})
+	}
+	for _, t := range found {
+		next.targets = append(next.targets, targetInfo{Name: t.Name, Region: t.Region, ProjectID: t.ProjectID, Credential: t.Credential})
+	}
+	for _, t := range next.targets {
+		next.targetCredential[t.Name] = t.Credential
+	}
+	landing, err := a.landingPage(&next)
+	if err != nil {
+		return nil, err
+	}
+	next.landing = landing
+	return &next, nil
+}
+
+// startDiscovery runs l's discovery until the next reload or close.
+func (a *app) startDiscovery(l *loaded) {
+	ctx, cancel := context.WithCancel(context.Background())
+	l.stopDiscovery = cancel
+	a.discoveries.Go(func() { l.disc.Run(ctx) })
+}
+
+// ownMetrics exports what belongs to the config in force: the discovery
+// metrics of its entries and the rate-limit wait of its credentials.
+type ownMetrics struct{ a *app }
+
+var rateLimitWaitDesc = prometheus.NewDesc("kms_api_rate_limit_wait_seconds_total",
+	"Time API calls with the credential spent waiting for its client-side rate limit (--kms.requests-per-second), summed over the calls. A rate that stays near or above 1 (second per second) means calls queue for the credential's budget.",
+	[]string{"credentials"}, nil)
+
+func (m ownMetrics) Describe(ch chan<- *prometheus.Desc) {
+	discovery.New(nil, discovery.Options{}).Describe(ch)
+	ch <- rateLimitWaitDesc
+}
+
+func (m ownMetrics) Collect(ch chan<- prometheus.Metric) {
+	l := m.a.cur.Load()
+	if l == nil {
+		return
+	}
+	l.disc.Collect(ch)
+	for _, name := range l.cfg.CredentialNames() {
+		c := l.creds.Get(name)
+		if c == nil {
+			continue
+		}
+		if mt, err := prometheus.NewConstMetric(rateLimitWaitDesc, prometheus.CounterValue, c.RateLimitWait().Seconds(), name); err == nil {
+			ch <- mt
+		}
+	}
+}
