@@ -77,7 +77,7 @@ func newApp(s *settings, logger log.Logger, getenv func(string) string) (*app, e
 	a.own.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		ownMetrics{a},
+		a.configMetrics(),
 	)
 	a.own.MustRegister(own.Collectors()...)
 	if s.demo {

@@ -6,11 +6,11 @@ import (
 	"time"
 
 	"github.com/go-kit/log/level"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kms-exporter/kms_exporter/collector"
 	"github.com/kms-exporter/kms_exporter/config"
 	"github.com/kms-exporter/kms_exporter/discovery"
+	"github.com/kms-exporter/kms_exporter/kmsapi"
 )
 
 // initialDiscoveryTimeout bounds the wait of a (re)load for the first
@@ -131,32 +131,17 @@ func (a *app) startDiscovery(l *loaded) {
 	a.discoveries.Go(func() { l.disc.Run(ctx) })
 }
 
-// ownMetrics exports what belongs to the config in force: the discovery
-// metrics of its entries and the rate-limit wait of its credentials.
-type ownMetrics struct{ a *app }
-
-var rateLimitWaitDesc = prometheus.NewDesc("kms_api_rate_limit_wait_seconds_total",
-	"Time API calls with the credential spent waiting for its client-side rate limit (--kms.requests-per-second), summed over the calls. A rate that stays near or above 1 (second per second) means calls queue for the credential's budget.",
-	[]string{"credentials"}, nil)
-
-func (m ownMetrics) Describe(ch chan<- *prometheus.Desc) {
-	discovery.New(nil, discovery.Options{}).Describe(ch)
-	ch <- rateLimitWaitDesc
-}
-
-func (m ownMetrics) Collect(ch chan<- prometheus.Metric) {
-	l := m.a.cur.Load()
-	if l == nil {
-		return
-	}
-	l.disc.Collect(ch)
-	for _, name := range l.cfg.CredentialNames() {
-		c := l.creds.Get(name)
-		if c == nil {
-			continue
+// configMetrics exports the discovery and rate-limit metrics of the config in force.
+func (a *app) configMetrics() collector.ConfigMetrics {
+	return collector.ConfigMetrics{Current: func() (map[string]*kmsapi.Credential, *discovery.Discoverer) {
+		l := a.cur.Load()
+		if l == nil {
+			return nil, nil
 		}
-		if mt, err := prometheus.NewConstMetric(rateLimitWaitDesc, prometheus.CounterValue, c.RateLimitWait().Seconds(), name); err == nil {
-			ch <- mt
+		creds := map[string]*kmsapi.Credential{}
+		for _, name := range l.cfg.CredentialNames() {
+			creds[name] = l.creds.Get(name)
 		}
-	}
+		return creds, l.disc
+	}}
 }

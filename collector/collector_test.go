@@ -11,6 +11,7 @@ import (
 	"github.com/go-kit/log"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/kms-exporter/kms_exporter/discovery"
 	"github.com/kms-exporter/kms_exporter/internal/syncbuf"
 	"github.com/kms-exporter/kms_exporter/kmsapi"
 	"github.com/kms-exporter/kms_exporter/kmsapi/kmsfake"
@@ -376,7 +377,10 @@ func TestMetricsListsWhatIsExposed(t *testing.T) {
 	e := f.exporter(t, []Target{f.target(cred)}, Options{})
 	mfs := gather(t, e.Collector(context.Background()))
 	// The exporter's own, once the scrape has made its API calls.
-	ownMFs := gather(t, own.Collectors()...)
+	disc := discovery.New([]discovery.Source{{Rule: discovery.Rule{Credential: "test"}}}, discovery.Options{})
+	ownMFs := gather(t, append(own.Collectors(), ConfigMetrics{Current: func() (map[string]*kmsapi.Credential, *discovery.Discoverer) {
+		return map[string]*kmsapi.Credential{"test": cred}, disc
+	}})...)
 	exposed := map[string]string{}
 	for _, mf := range append(mfs, ownMFs...) {
 		var labels []string

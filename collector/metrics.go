@@ -34,6 +34,7 @@ func Metrics() []Metric {
 	own.API.Observe(kmsapi.RequestInfo{})
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(own.Collectors()...)
+	reg.MustRegister(exampleConfigMetrics())
 	mfs, err := reg.Gather()
 	if err != nil {
 		panic(err)
