@@ -157,7 +157,7 @@ func (v landingView) data() landingData {
 			Target:    r.target,
 			Via:       r.via,
 			Duration:  formatSeconds(r.duration),
-			Calls:     traceLen(r.trace),
+			Calls:     traceCalls(r.trace),
 			Up:        upText(r.summary.up),
 			Failed:    failedNames(r.failures),
 		})
@@ -259,11 +259,11 @@ func failedNames(fs []failure) string {
 	return s
 }
 
-func traceLen(t *kmsapi.Trace) int {
+func traceCalls(t *kmsapi.Trace) int {
 	if t == nil {
 		return 0
 	}
-	return t.Len()
+	return t.Calls()
 }
 
 func fullTime(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") }

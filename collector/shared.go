@@ -52,7 +52,7 @@ func (r *results) get(ctx context.Context, target string, c collector, fetch fun
 	key := resultKey{target, c.name()}
 	ttl := c.reuse()
 	if emit, age := r.fresh(key, ttl); emit != nil {
-		kmsapi.TraceNote(ctx, "%s: from the cache, fetched %s ago", c.name(), model.Duration(age))
+		kmsapi.TraceNote(ctx, "%s: from the cache, fetched %s ago", c.name(), model.Duration(age.Round(time.Second)))
 		return emit, false, nil
 	}
 	var led atomic.Bool
@@ -61,7 +61,7 @@ func (r *results) get(ctx context.Context, target string, c collector, fetch fun
 		// A fetch that ended between the check above and Do has filled
 		// the cache: no second call for it.
 		if emit, age := r.fresh(key, ttl); emit != nil {
-			kmsapi.TraceNote(ctx, "%s: from the cache, fetched %s ago", c.name(), model.Duration(age))
+			kmsapi.TraceNote(ctx, "%s: from the cache, fetched %s ago", c.name(), model.Duration(age.Round(time.Second)))
 			return fetched{emit: emit, cached: true}, nil
 		}
 		start := r.now()

@@ -98,6 +98,19 @@ func (t *Trace) Len() int {
 	return len(t.events)
 }
 
+// Calls is the number of HTTP attempts recorded (notes left out).
+func (t *Trace) Calls() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := 0
+	for _, e := range t.events {
+		if e.attempt > 0 {
+			n++
+		}
+	}
+	return n
+}
+
 // WriteTo writes one logfmt line per recorded event, in order.
 func (t *Trace) WriteTo(w io.Writer) (int64, error) {
 	t.mu.Lock()

@@ -153,7 +153,7 @@ func TestTraceURLAndNotes(t *testing.T) {
 		t.Errorf("trace holds the endpoint's user info:\n%s", text)
 	}
 	traceLines(t, text, `^at=\S+ msg="quotas: from the cache, fetched 5s ago"$`, `^at=\S+ endpoint=user-quotas attempt=1 method=GET url=http://127\.0\.0\.1:\d+/v1\.0/`+p.ID+`/kms/user-quotas `)
-	if tr.Len() != 2 {
-		t.Errorf("Len = %d, want 2", tr.Len())
+	if tr.Len() != 2 || tr.Calls() != 1 {
+		t.Errorf("Len = %d, Calls = %d, want 2 and 1", tr.Len(), tr.Calls())
 	}
 }
