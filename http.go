@@ -5,6 +5,7 @@ import (
 	"fmt"
 	stdlog "log"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -73,6 +74,13 @@ func (a *app) handler() http.Handler {
 		fmt.Fprintln(w, "Ready")
 	})
 	mux.HandleFunc("/-/reload", a.serveReload)
+	// Profiling, as node_exporter serves it: on this mux, so behind the
+	// same TLS and basic auth. The landing page links heap and profile.
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		l := a.cur.Load()
 		if l == nil {

@@ -426,6 +426,8 @@ func TestBinaryTLSAndBasicAuth(t *testing.T) {
 		"wrong password": get("https", "/metrics", user, "wrong-password"),
 		"wrong user":     get("https", "/metrics", "someone", password),
 		"probe, wrong":   get("https", "/probe?target=demo-cn-north-4", user, "x"),
+		"pprof, none":    get("https", "/debug/pprof/heap", "", ""),
+		"pprof, wrong":   get("https", "/debug/pprof/profile?seconds=1", user, "x"),
 	} {
 		resp, err := client.Do(req)
 		if err != nil {
