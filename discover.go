@@ -111,7 +111,7 @@ func (a *app) withExporter(l *loaded, exp *collector.Exporter, found []discovery
 		next.targets = append(next.targets, targetInfo{Name: t.Name, Region: t.Region, ProjectID: t.ProjectID, Credential: t.Credentials})
 	}
 	for _, t := range found {
-		next.targets = append(next.targets, targetInfo{Name: t.Name, Region: t.Region, ProjectID: t.ProjectID, Credential: t.Credential})
+		next.targets = append(next.targets, targetInfo{Name: t.Name, Region: t.Region, ProjectID: t.ProjectID, Credential: t.Credential, Discovered: true})
 	}
 	for _, t := range next.targets {
 		next.targetCredential[t.Name] = t.Credential

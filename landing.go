@@ -302,7 +302,7 @@ func formatSeconds(d time.Duration) string {
 	if d < time.Second {
 		return strconv.FormatFloat(float64(d.Round(100*time.Microsecond))/float64(time.Millisecond), 'f', -1, 64) + "ms"
 	}
-	return strconv.FormatFloat(d.Round(10*time.Millisecond).Seconds(), 'f', -1, 64) + "s"
+	return strconv.FormatFloat(float64(d.Round(10*time.Millisecond))/float64(time.Second), 'f', -1, 64) + "s"
 }
 
 // landingView is the view of the config l in force now.

@@ -148,3 +148,24 @@ func TestQuotaCell(t *testing.T) {
 		}
 	}
 }
+
+func TestDurationTexts(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		3100 * time.Microsecond:            "3.1ms",
+		401300 * time.Microsecond:          "401.3ms",
+		time.Second + 859*time.Millisecond: "1.86s",
+		2 * time.Second:                    "2s",
+	} {
+		if got := formatSeconds(d); got != want {
+			t.Errorf("formatSeconds(%v) = %q, want %q", d, got, want)
+		}
+	}
+	for d, want := range map[time.Duration]string{
+		-5 * time.Second: "5s ago", 45 * time.Second: "in 45s", 12 * time.Minute: "in 12m",
+		5 * time.Hour: "in 5h", 53 * time.Hour: "in 2d", -36 * time.Hour: "36h ago",
+	} {
+		if got := relative(t0, t0.Add(d)); got != want {
+			t.Errorf("relative(%v) = %q, want %q", d, got, want)
+		}
+	}
+}

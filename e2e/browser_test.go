@@ -1,8 +1,9 @@
 //go:build e2e
 
 // The browser test: Debian's chromium-headless-shell renders the landing
-// page of kms_exporter --demo. The rendered DOM must show one row per demo
-// project, mark the project above 90% of its CMK quota, and show the same
+// page of kms_exporter --demo. The rendered DOM must show one row per target
+// (the three configured demo projects and the sub-projects discovery finds),
+// mark the project above 90% of its CMK quota, and show the same
 // pending-deletion counts as /metrics. A screenshot is kept in the output
 // directory ($E2E_OUT, default e2e/out) for a person to look at.
 package e2e
@@ -10,6 +11,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"image"
 	"image/png"
 	"os"
@@ -144,8 +146,32 @@ func TestLandingPageInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	figs := readFigures(t, metrics)
-	if len(figs.limit) != 3 {
-		t.Fatalf("the demo has %d projects with a CMK quota in /metrics, want 3", len(figs.limit))
+	// The demo's targets: its three region projects, configured, and the
+	// sub-projects discovery finds.
+	sd, err := get(base + "/targets")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var groups []struct {
+		Targets []string          `json:"targets"`
+		Labels  map[string]string `json:"labels"`
+	}
+	if err := json.Unmarshal(sd, &groups); err != nil {
+		t.Fatal(err)
+	}
+	wantRows := map[string]bool{} // target name -> discovered
+	for _, g := range groups {
+		for _, name := range g.Targets {
+			wantRows[name] = g.Labels["__meta_kms_discovered"] == "true"
+		}
+	}
+	for _, name := range []string{"demo-cn-north-4", "demo-ap-southeast-1", "demo-eu-west-101"} {
+		if discovered, ok := wantRows[name]; !ok || discovered {
+			t.Fatalf("/targets lacks the configured demo target %s: %s", name, sd)
+		}
+	}
+	if len(figs.limit) != len(wantRows) {
+		t.Fatalf("/metrics has the CMK quota of %d projects, /targets lists %d targets", len(figs.limit), len(wantRows))
 	}
 
 	dom := string(runBrowser(ctx, t, chromium, base+"/", "--dump-dom"))
@@ -153,8 +179,8 @@ func TestLandingPageInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	rows := rowRE.FindAllStringSubmatch(dom, -1)
-	if len(rows) != 3 {
-		t.Fatalf("the rendered page shows %d target rows, want 3 (DOM in %s)", len(rows), filepath.Join(out, "landing-page.html"))
+	if len(rows) != len(wantRows) {
+		t.Fatalf("the rendered page shows %d target rows, want %d, one per target (DOM in %s)", len(rows), len(wantRows), filepath.Join(out, "landing-page.html"))
 	}
 	critical := 0
 	for _, row := range rows {
@@ -168,6 +194,14 @@ func TestLandingPageInBrowser(t *testing.T) {
 			continue
 		}
 		project := m[1]
+		discovered, ok := wantRows[attrs["target"]]
+		if !ok {
+			t.Errorf("row %q is not a target of /targets", attrs["target"])
+		}
+		delete(wantRows, attrs["target"])
+		if tagged := strings.Contains(row[2], `<span class="kms-tag">discovered</span>`); tagged != discovered {
+			t.Errorf("row %s: tagged discovered %v, /targets says %v", attrs["target"], tagged, discovered)
+		}
 		if attrs["up"] != "1" {
 			t.Errorf("row %s: kms_up %q, want 1", attrs["target"], attrs["up"])
 		}
@@ -190,8 +224,8 @@ func TestLandingPageInBrowser(t *testing.T) {
 	// The screenshot, for a person: a real PNG of the window's size that
 	// is not blank.
 	shot := filepath.Join(out, "landing-page.png")
-	runBrowser(ctx, t, chromium, base+"/", "--screenshot="+shot, "--window-size=1280,860")
-	checkScreenshot(t, shot, 1280, 860)
+	runBrowser(ctx, t, chromium, base+"/", "--screenshot="+shot, "--window-size=1440,960")
+	checkScreenshot(t, shot, 1440, 960)
 	t.Logf("screenshot: %s", shot)
 }
 

@@ -181,7 +181,7 @@ func formatDuration(d time.Duration) string {
 	if d < time.Second {
 		return strconv.FormatFloat(float64(d.Round(10*time.Microsecond))/float64(time.Millisecond), 'f', -1, 64) + "ms"
 	}
-	return strconv.FormatFloat(d.Round(time.Millisecond).Seconds(), 'f', -1, 64) + "s"
+	return strconv.FormatFloat(float64(d.Round(time.Millisecond))/float64(time.Second), 'f', -1, 64) + "s"
 }
 
 // traceURL keeps the scheme, host and path of a request URL: a query or a
