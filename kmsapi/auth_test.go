@@ -7,11 +7,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/kms-exporter/kms_exporter/kmsapi/internal/sign"
@@ -29,70 +29,72 @@ func hammer(t *testing.T, c *Client, n int) []error {
 }
 
 func TestAuthFailurePause(t *testing.T) {
-	// The server verifies signatures with testSK; the client signs with a
-	// wrong secret. However many calls are made, one per pause window reaches it.
-	srv, h := newKMS(t, func(w http.ResponseWriter, r *http.Request, _ []byte) { io.WriteString(w, quotasExample) })
-	clock := newFakeClock()
-	auth := &switchableAuth{sk: "wrong-secret"}
-	c := newTestClient(t, srv.URL, auth, func(o *CredentialOptions) { o.Now = clock.Now })
+	synctest.Test(t, func(t *testing.T) {
+		// The server verifies signatures with testSK; the client signs with a
+		// wrong secret. However many calls are made, one per pause window reaches it.
+		srv, h := newKMS(t, func(w http.ResponseWriter, r *http.Request, _ []byte) { io.WriteString(w, quotasExample) })
+		clock := newFakeClock()
+		auth := &switchableAuth{sk: "wrong-secret"}
+		c := newTestClient(t, srv.URL, auth, func(o *CredentialOptions) { o.Now = clock.Now })
 
-	check := func(phase string, wantServer int64) {
-		t.Helper()
-		for i, err := range hammer(t, c, 8) {
-			if !isAuthFailure(err) {
-				t.Fatalf("%s: call %d: want auth failure, got %v", phase, i, err)
+		check := func(phase string, wantServer int64) {
+			t.Helper()
+			for i, err := range hammer(t, c, 8) {
+				if !isAuthFailure(err) {
+					t.Fatalf("%s: call %d: want auth failure, got %v", phase, i, err)
+				}
+			}
+			for range 5 {
+				_, err := c.Quotas(ctxTimeout(t, 5*time.Second))
+				if !errors.Is(err, errCredentialPaused) || !isAuthFailure(err) {
+					t.Fatalf("%s: want paused error, got %v", phase, err)
+				}
+				if e := mustError(t, err); e.StatusCode != 401 || e.Code != "APIGW.0301" {
+					t.Fatalf("%s: paused error does not carry the 401: %#v", phase, e)
+				}
+			}
+			if got := h.count.Load(); got != wantServer {
+				t.Fatalf("%s: %d requests reached the server, want %d", phase, got, wantServer)
 			}
 		}
-		for range 5 {
-			_, err := c.Quotas(ctxTimeout(t, 5*time.Second))
-			if !errors.Is(err, errCredentialPaused) || !isAuthFailure(err) {
-				t.Fatalf("%s: want paused error, got %v", phase, err)
-			}
-			if e := mustError(t, err); e.StatusCode != 401 || e.Code != "APIGW.0301" {
-				t.Fatalf("%s: paused error does not carry the 401: %#v", phase, e)
-			}
+		check("first window", 1)
+
+		clock.Advance(29 * time.Second)
+		check("still in the first 30s window", 1)
+
+		clock.Advance(2 * time.Second) // past 30s: one probe, which fails: pause 60s
+		check("second window", 2)
+		clock.Advance(59 * time.Second)
+		check("within the doubled window", 2)
+		clock.Advance(2 * time.Second)
+		check("third window", 3)
+
+		// The pause stops growing at AuthPauseMax (5m).
+		for i := 4; i <= 8; i++ {
+			clock.Advance(5*time.Minute + time.Second)
+			check(fmt.Sprint("window ", i), int64(i))
 		}
-		if got := h.count.Load(); got != wantServer {
-			t.Fatalf("%s: %d requests reached the server, want %d", phase, got, wantServer)
-		}
-	}
-	check("first window", 1)
 
-	clock.Advance(29 * time.Second)
-	check("still in the first 30s window", 1)
-
-	clock.Advance(2 * time.Second) // past 30s: one probe, which fails: pause 60s
-	check("second window", 2)
-	clock.Advance(59 * time.Second)
-	check("within the doubled window", 2)
-	clock.Advance(2 * time.Second)
-	check("third window", 3)
-
-	// The pause stops growing at AuthPauseMax (5m).
-	for i := 4; i <= 8; i++ {
+		// Fixed secret: after the pause, one probe succeeds, then calls flow
+		// concurrently again and the failure count is reset.
+		auth.setSK(testSK)
 		clock.Advance(5*time.Minute + time.Second)
-		check(fmt.Sprint("window ", i), int64(i))
-	}
-
-	// Fixed secret: after the pause, one probe succeeds, then calls flow
-	// concurrently again and the failure count is reset.
-	auth.setSK(testSK)
-	clock.Advance(5*time.Minute + time.Second)
-	for _, err := range hammer(t, c, 8) {
-		if err != nil {
-			t.Fatal(err)
+		for _, err := range hammer(t, c, 8) {
+			if err != nil {
+				t.Fatal(err)
+			}
 		}
-	}
-	if got := h.count.Load(); got != 8+8 {
-		t.Fatalf("%d requests, want 16", got)
-	}
-	auth.setSK("wrong-again")
-	hammer(t, c, 1)
-	clock.Advance(31 * time.Second) // back to the 30s start
-	hammer(t, c, 1)
-	if got := h.count.Load(); got != 18 {
-		t.Fatalf("%d requests, want 18", got)
-	}
+		if got := h.count.Load(); got != 8+8 {
+			t.Fatalf("%d requests, want 16", got)
+		}
+		auth.setSK("wrong-again")
+		hammer(t, c, 1)
+		clock.Advance(31 * time.Second) // back to the 30s start
+		hammer(t, c, 1)
+		if got := h.count.Load(); got != 18 {
+			t.Fatalf("%d requests, want 18", got)
+		}
+	})
 }
 
 // switchableAuth signs with a secret the test can change.
@@ -113,57 +115,79 @@ func (a *switchableAuth) Authenticate(_ context.Context, req *http.Request, body
 func (a *switchableAuth) Invalidate() {}
 
 func TestFirstCallProbesAlone(t *testing.T) {
-	// Until the credential has worked once, one call goes first and the
-	// others wait for its answer.
-	var inFlight, peak atomic.Int64
-	firstSeen := make(chan struct{})
-	release := make(chan struct{})
-	var once sync.Once
-	srv, h := newKMS(t, func(w http.ResponseWriter, r *http.Request, _ []byte) {
-		n := inFlight.Add(1)
-		defer inFlight.Add(-1)
-		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+	synctest.Test(t, func(t *testing.T) {
+		// Until the credential has worked once, one call goes first and the
+		// others wait for its answer.
+		release := make(chan struct{})
+		var answered atomic.Int64
+		srv, h := newKMS(t, func(w http.ResponseWriter, r *http.Request, _ []byte) {
+			if answered.Add(1) == 1 {
+				<-release
+			}
+			io.WriteString(w, quotasExample)
+		})
+		c := newTestClient(t, srv.URL, NewAKSK(testAK, testSK, ""))
+		done := make(chan []error)
+		go func() { done <- hammer(t, c, 8) }()
+		// Every goroutine is blocked now: the first call at the server, the
+		// others waiting for its answer (or, wrongly, answered already).
+		synctest.Wait()
+		if got := h.count.Load(); got != 1 {
+			t.Errorf("%d requests while the first was unanswered, want 1", got)
 		}
-		once.Do(func() { close(firstSeen); <-release })
-		io.WriteString(w, quotasExample)
+		close(release)
+		for _, err := range <-done {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if h.count.Load() != 8 {
+			t.Errorf("%d requests, want 8", h.count.Load())
+		}
 	})
-	c := newTestClient(t, srv.URL, NewAKSK(testAK, testSK, ""))
-	done := make(chan []error)
-	go func() { done <- hammer(t, c, 8) }()
-	<-firstSeen
-	time.Sleep(100 * time.Millisecond) // give the others a chance to (wrongly) start
-	if got := h.count.Load(); got != 1 {
-		t.Errorf("%d requests while the first was unanswered, want 1", got)
-	}
-	close(release)
-	for _, err := range <-done {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	if h.count.Load() != 8 {
-		t.Errorf("%d requests, want 8", h.count.Load())
-	}
 }
 
+// A call waiting for the probe gives up at its own deadline, unsent, while
+// the probe is still out.
 func TestProbeWaitersHonourContext(t *testing.T) {
-	stop := make(chan struct{})
-	defer close(stop)
-	srv, _ := newKMS(t, func(w http.ResponseWriter, r *http.Request, _ []byte) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		srv, h := newKMS(t, func(w http.ResponseWriter, r *http.Request, _ []byte) {
+			<-release
+			io.WriteString(w, quotasExample)
+		})
+		c := newTestClient(t, srv.URL, NewAKSK(testAK, testSK, ""))
+		probe := make(chan error)
+		go func() { _, err := c.Quotas(context.Background()); probe <- err }()
+		synctest.Wait() // the probe is at the server, unanswered
+
+		start := time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		var took time.Duration
+		waiter := make(chan error, 1)
+		go func() {
+			_, err := c.Quotas(ctx)
+			took = time.Since(start)
+			waiter <- err
+		}()
+		time.Sleep(time.Second)
 		select {
-		case <-stop:
-		case <-r.Context().Done():
+		case err := <-waiter:
+			if !errors.Is(err, context.DeadlineExceeded) || took != 100*time.Millisecond {
+				t.Errorf("waiter: %v after %v; want the deadline after 100ms", err, took)
+			}
+		default:
+			t.Error("a call waiting for the probe outlived its deadline by 900ms")
+		}
+		if n := h.count.Load(); n != 1 {
+			t.Errorf("%d requests reached the server, want the probe's alone", n)
+		}
+		close(release)
+		if err := <-probe; err != nil {
+			t.Fatal(err)
 		}
 	})
-	c := newTestClient(t, srv.URL, NewAKSK(testAK, testSK, ""))
-	go c.Quotas(ctxTimeout(t, 10*time.Second)) // the probe, hanging
-	time.Sleep(50 * time.Millisecond)
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-	defer cancel()
-	_, err := c.Quotas(ctx)
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("got %v", err)
-	}
 }
 
 // iamServer is a small IAM + KMS: logins for user/password, tokens checked
@@ -254,8 +278,7 @@ func (s *iamServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func newIAMTest(t *testing.T, password string) (*iamServer, *Client, *fakeClock, *[]RequestInfo) {
 	clock := newFakeClock()
 	s := &iamServer{tokens: map[string]string{}, expired: map[string]bool{}, expireIn: 24 * time.Hour, clock: clock, password: "s3cret"}
-	srv := httptest.NewServer(s)
-	t.Cleanup(srv.Close)
+	srv := serveMem(t, s, nil)
 	var mu sync.Mutex
 	var seen []RequestInfo
 	obs := func(ri RequestInfo) { mu.Lock(); seen = append(seen, ri); mu.Unlock() }
@@ -265,68 +288,70 @@ func newIAMTest(t *testing.T, password string) (*iamServer, *Client, *fakeClock,
 }
 
 func TestIAMPasswordTokens(t *testing.T) {
-	s, c, clock, seen := newIAMTest(t, "s3cret")
-	// Concurrent first calls: one login, and the token is reused.
-	for _, err := range hammerInstances(t, c, 8) {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, err := range hammerInstances(t, c, 8) {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	if s.logins != 1 || s.kmsCalls != 16 {
-		t.Fatalf("%d logins, %d KMS calls", s.logins, s.kmsCalls)
-	}
-	if scope := fmt.Sprint(s.bodies[0]["auth"].(map[string]any)["scope"]); scope != "map[project:map[id:"+testProject+"]]" {
-		t.Errorf("scope %s", scope)
-	}
-	var iamSeen int
-	for _, ri := range *seen {
-		if ri.Endpoint == EndpointIAMToken {
-			iamSeen++
-			if ri.Code != "201" || ri.Region != "" {
-				t.Errorf("observed %+v", ri)
+	synctest.Test(t, func(t *testing.T) {
+		s, c, clock, seen := newIAMTest(t, "s3cret")
+		// Concurrent first calls: one login, and the token is reused.
+		for _, err := range hammerInstances(t, c, 8) {
+			if err != nil {
+				t.Fatal(err)
 			}
 		}
-	}
-	if iamSeen != 1 {
-		t.Errorf("observer saw %d logins", iamSeen)
-	}
+		for _, err := range hammerInstances(t, c, 8) {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if s.logins != 1 || s.kmsCalls != 16 {
+			t.Fatalf("%d logins, %d KMS calls", s.logins, s.kmsCalls)
+		}
+		if scope := fmt.Sprint(s.bodies[0]["auth"].(map[string]any)["scope"]); scope != "map[project:map[id:"+testProject+"]]" {
+			t.Errorf("scope %s", scope)
+		}
+		var iamSeen int
+		for _, ri := range *seen {
+			if ri.Endpoint == EndpointIAMToken {
+				iamSeen++
+				if ri.Code != "201" || ri.Region != "" {
+					t.Errorf("observed %+v", ri)
+				}
+			}
+		}
+		if iamSeen != 1 {
+			t.Errorf("observer saw %d logins", iamSeen)
+		}
 
-	// Shortly before expiry (within the last 10%, at most 30 min) the token
-	// is replaced without waiting for a rejection.
-	clock.Advance(23*time.Hour + 20*time.Minute)
-	if _, err := c.InstanceCount(ctxTimeout(t, 5*time.Second)); err != nil || s.logins != 1 {
-		t.Fatalf("%v, %d logins; token should still be used", err, s.logins)
-	}
-	clock.Advance(15 * time.Minute)
-	if _, err := c.InstanceCount(ctxTimeout(t, 5*time.Second)); err != nil || s.logins != 2 {
-		t.Fatalf("%v, %d logins; token should be refreshed", err, s.logins)
-	}
+		// Shortly before expiry (within the last 10%, at most 30 min) the token
+		// is replaced without waiting for a rejection.
+		clock.Advance(23*time.Hour + 20*time.Minute)
+		if _, err := c.InstanceCount(ctxTimeout(t, 5*time.Second)); err != nil || s.logins != 1 {
+			t.Fatalf("%v, %d logins; token should still be used", err, s.logins)
+		}
+		clock.Advance(15 * time.Minute)
+		if _, err := c.InstanceCount(ctxTimeout(t, 5*time.Second)); err != nil || s.logins != 2 {
+			t.Fatalf("%v, %d logins; token should be refreshed", err, s.logins)
+		}
 
-	// The API says the token expired: log in again and retry once.
-	s.mu.Lock()
-	s.expired["token-2"] = true
-	calls := s.kmsCalls
-	s.mu.Unlock()
-	if n, err := c.InstanceCount(ctxTimeout(t, 5*time.Second)); err != nil || n != 3 {
-		t.Fatal(n, err)
-	}
-	if s.logins != 3 || s.kmsCalls != calls+2 {
-		t.Errorf("%d logins, %d KMS calls after expiry", s.logins, s.kmsCalls-calls)
-	}
+		// The API says the token expired: log in again and retry once.
+		s.mu.Lock()
+		s.expired["token-2"] = true
+		calls := s.kmsCalls
+		s.mu.Unlock()
+		if n, err := c.InstanceCount(ctxTimeout(t, 5*time.Second)); err != nil || n != 3 {
+			t.Fatal(n, err)
+		}
+		if s.logins != 3 || s.kmsCalls != calls+2 {
+			t.Errorf("%d logins, %d KMS calls after expiry", s.logins, s.kmsCalls-calls)
+		}
 
-	// Lookup by region logs in scoped to the project name.
-	id, err := c.opts.Credential.LookupProject(ctxTimeout(t, 5*time.Second), testRegion)
-	if err != nil || id != "looked-up-id" {
-		t.Fatal(id, err)
-	}
-	if scope := fmt.Sprint(s.bodies[3]["auth"].(map[string]any)["scope"]); scope != "map[project:map[name:cn-north-4]]" {
-		t.Errorf("scope %s", scope)
-	}
+		// Lookup by region logs in scoped to the project name.
+		id, err := c.opts.Credential.LookupProject(ctxTimeout(t, 5*time.Second), testRegion)
+		if err != nil || id != "looked-up-id" {
+			t.Fatal(id, err)
+		}
+		if scope := fmt.Sprint(s.bodies[3]["auth"].(map[string]any)["scope"]); scope != "map[project:map[name:cn-north-4]]" {
+			t.Errorf("scope %s", scope)
+		}
+	})
 }
 
 func hammerInstances(t *testing.T, c *Client, n int) []error {
@@ -340,49 +365,53 @@ func hammerInstances(t *testing.T, c *Client, n int) []error {
 }
 
 func TestIAMPasswordTokenExpiredTwice(t *testing.T) {
-	// A token rejected again right after a fresh login is an auth failure,
-	// not a loop of logins.
-	s, c, _, _ := newIAMTest(t, "s3cret")
-	s.mu.Lock()
-	for i := 1; i < 10; i++ {
-		s.expired[fmt.Sprint("token-", i)] = true
-	}
-	s.mu.Unlock()
-	_, err := c.InstanceCount(ctxTimeout(t, 5*time.Second))
-	if !isAuthFailure(err) || s.logins != 2 || s.kmsCalls != 2 {
-		t.Errorf("got %v after %d logins, %d calls", err, s.logins, s.kmsCalls)
-	}
-	if _, err := c.InstanceCount(ctxTimeout(t, 5*time.Second)); !errors.Is(err, errCredentialPaused) || s.logins != 2 {
-		t.Errorf("got %v after %d logins", err, s.logins)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		// A token rejected again right after a fresh login is an auth failure,
+		// not a loop of logins.
+		s, c, _, _ := newIAMTest(t, "s3cret")
+		s.mu.Lock()
+		for i := 1; i < 10; i++ {
+			s.expired[fmt.Sprint("token-", i)] = true
+		}
+		s.mu.Unlock()
+		_, err := c.InstanceCount(ctxTimeout(t, 5*time.Second))
+		if !isAuthFailure(err) || s.logins != 2 || s.kmsCalls != 2 {
+			t.Errorf("got %v after %d logins, %d calls", err, s.logins, s.kmsCalls)
+		}
+		if _, err := c.InstanceCount(ctxTimeout(t, 5*time.Second)); !errors.Is(err, errCredentialPaused) || s.logins != 2 {
+			t.Errorf("got %v after %d logins", err, s.logins)
+		}
+	})
 }
 
 func TestIAMPasswordWrongPasswordPauses(t *testing.T) {
-	s, c, clock, _ := newIAMTest(t, "wrong-password-xyz")
-	for _, err := range hammerInstances(t, c, 8) {
-		if !isAuthFailure(err) {
-			t.Fatalf("got %v", err)
+	synctest.Test(t, func(t *testing.T) {
+		s, c, clock, _ := newIAMTest(t, "wrong-password-xyz")
+		for _, err := range hammerInstances(t, c, 8) {
+			if !isAuthFailure(err) {
+				t.Fatalf("got %v", err)
+			}
+			if strings.Contains(err.Error(), "wrong-password-xyz") {
+				t.Fatalf("error leaks the password: %v", err)
+			}
 		}
-		if strings.Contains(err.Error(), "wrong-password-xyz") {
-			t.Fatalf("error leaks the password: %v", err)
+		_, err := c.opts.Credential.LookupProject(ctxTimeout(t, 5*time.Second), testRegion)
+		if !errors.Is(err, errCredentialPaused) {
+			t.Errorf("lookup: %v", err)
 		}
-	}
-	_, err := c.opts.Credential.LookupProject(ctxTimeout(t, 5*time.Second), testRegion)
-	if !errors.Is(err, errCredentialPaused) {
-		t.Errorf("lookup: %v", err)
-	}
-	if s.logins != 1 || s.kmsCalls != 0 {
-		t.Fatalf("%d logins, %d KMS calls; want 1, 0", s.logins, s.kmsCalls)
-	}
-	e := mustError(t, err)
-	if e.Endpoint != EndpointIAMToken || e.StatusCode != 401 {
-		t.Errorf("remembered %#v", e)
-	}
-	clock.Advance(31 * time.Second)
-	hammerInstances(t, c, 8)
-	if s.logins != 2 {
-		t.Fatalf("%d logins after the pause, want 2", s.logins)
-	}
+		if s.logins != 1 || s.kmsCalls != 0 {
+			t.Fatalf("%d logins, %d KMS calls; want 1, 0", s.logins, s.kmsCalls)
+		}
+		e := mustError(t, err)
+		if e.Endpoint != EndpointIAMToken || e.StatusCode != 401 {
+			t.Errorf("remembered %#v", e)
+		}
+		clock.Advance(31 * time.Second)
+		hammerInstances(t, c, 8)
+		if s.logins != 2 {
+			t.Fatalf("%d logins after the pause, want 2", s.logins)
+		}
+	})
 }
 
 // metadataServer hands out temporary credentials and checks them on a KMS call.
@@ -443,94 +472,97 @@ func (s *metadataServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func TestECSMetadata(t *testing.T) {
-	for _, noToken := range []bool{false, true} {
-		clock := newFakeClock()
-		s := &metadataServer{clock: clock, life: time.Hour, noToken: noToken}
-		srv := httptest.NewServer(s)
-		defer srv.Close()
-		var ecsSeen atomic.Int64
-		auth := NewECSMetadata(ECSMetadataOptions{Endpoint: srv.URL, Now: clock.Now, Observer: func(ri RequestInfo) {
-			if ri.Endpoint == EndpointECSMetadata {
-				ecsSeen.Add(1)
+	synctest.Test(t, func(t *testing.T) {
+		for _, noToken := range []bool{false, true} {
+			clock := newFakeClock()
+			s := &metadataServer{clock: clock, life: time.Hour, noToken: noToken}
+			srv := serveMem(t, s, nil)
+			var ecsSeen atomic.Int64
+			auth := NewECSMetadata(ECSMetadataOptions{Endpoint: srv.URL, HTTPClient: memClient(t, nil), Now: clock.Now, Observer: func(ri RequestInfo) {
+				if ri.Endpoint == EndpointECSMetadata {
+					ecsSeen.Add(1)
+				}
+			}})
+			c := newTestClient(t, srv.URL, auth, func(o *CredentialOptions) { o.Now = clock.Now })
+			for _, err := range hammerInstances(t, c, 8) {
+				if err != nil {
+					t.Fatal(err)
+				}
 			}
-		}})
-		c := newTestClient(t, srv.URL, auth, func(o *CredentialOptions) { o.Now = clock.Now })
-		for _, err := range hammerInstances(t, c, 8) {
-			if err != nil {
-				t.Fatal(err)
+			if s.gets != 1 || s.puts != 1 || s.kmsCalls != 8 || ecsSeen.Load() != 2 {
+				t.Fatalf("noToken=%v: %d puts, %d gets, %d calls, %d observed", noToken, s.puts, s.gets, s.kmsCalls, ecsSeen.Load())
+			}
+			// Refreshed once less than 15 minutes are left.
+			clock.Advance(44 * time.Minute)
+			c.InstanceCount(ctxTimeout(t, 5*time.Second))
+			if s.gets != 1 {
+				t.Fatalf("refreshed too early")
+			}
+			clock.Advance(2 * time.Minute)
+			if _, err := c.InstanceCount(ctxTimeout(t, 5*time.Second)); err != nil || s.gets != 2 {
+				t.Fatalf("%v, %d gets: not refreshed", err, s.gets)
+			}
+			// Rotated early by the service: the 401 fetches new ones, once.
+			s.mu.Lock()
+			s.current[1] = "rotated"
+			s.mu.Unlock()
+			if _, err := c.InstanceCount(ctxTimeout(t, 5*time.Second)); err != nil || s.gets != 3 {
+				t.Fatalf("%v, %d gets after rotation", err, s.gets)
 			}
 		}
-		if s.gets != 1 || s.puts != 1 || s.kmsCalls != 8 || ecsSeen.Load() != 2 {
-			t.Fatalf("noToken=%v: %d puts, %d gets, %d calls, %d observed", noToken, s.puts, s.gets, s.kmsCalls, ecsSeen.Load())
-		}
-		// Refreshed once less than 15 minutes are left.
-		clock.Advance(44 * time.Minute)
-		c.InstanceCount(ctxTimeout(t, 5*time.Second))
-		if s.gets != 1 {
-			t.Fatalf("refreshed too early")
-		}
-		clock.Advance(2 * time.Minute)
-		if _, err := c.InstanceCount(ctxTimeout(t, 5*time.Second)); err != nil || s.gets != 2 {
-			t.Fatalf("%v, %d gets: not refreshed", err, s.gets)
-		}
-		// Rotated early by the service: the 401 fetches new ones, once.
-		s.mu.Lock()
-		s.current[1] = "rotated"
-		s.mu.Unlock()
-		if _, err := c.InstanceCount(ctxTimeout(t, 5*time.Second)); err != nil || s.gets != 3 {
-			t.Fatalf("%v, %d gets after rotation", err, s.gets)
-		}
-	}
+	})
 }
 
 func TestECSMetadataFailures(t *testing.T) {
-	clock := newFakeClock()
-	s := &metadataServer{clock: clock, life: time.Hour, status: 401}
-	srv := httptest.NewServer(s)
-	defer srv.Close()
-	c := newTestClient(t, srv.URL, NewECSMetadata(ECSMetadataOptions{Endpoint: srv.URL, Now: clock.Now}), func(o *CredentialOptions) { o.Now = clock.Now })
-	for _, err := range hammerInstances(t, c, 4) {
-		if !isAuthFailure(err) {
-			t.Fatal(err)
-		}
-	}
-	if s.gets != 1 || s.kmsCalls != 0 {
-		t.Errorf("%d gets, %d calls", s.gets, s.kmsCalls)
-	}
-
-	// A 404 (no agency) is an error but no auth failure; bodies are checked.
-	for status, want := range map[int]string{404: "HTTP 404", 200: "lacks access or secret"} {
-		s := &metadataServer{clock: clock, life: time.Hour, status: status}
-		if status == 200 {
-			s.status = 0
-			s.current = [3]string{"", "", ""}
-		}
-		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if status == 200 && r.URL.Path == "/openstack/latest/securitykey" {
-				io.WriteString(w, `{"credential":{"access":"","secret":"top-secret","expires_at":"2030-01-01T00:00:00Z"}}`)
-				return
+	synctest.Test(t, func(t *testing.T) {
+		clock := newFakeClock()
+		s := &metadataServer{clock: clock, life: time.Hour, status: 401}
+		srv := serveMem(t, s, nil)
+		c := newTestClient(t, srv.URL, NewECSMetadata(ECSMetadataOptions{Endpoint: srv.URL, HTTPClient: memClient(t, nil), Now: clock.Now}), func(o *CredentialOptions) { o.Now = clock.Now })
+		for _, err := range hammerInstances(t, c, 4) {
+			if !isAuthFailure(err) {
+				t.Fatal(err)
 			}
-			s.ServeHTTP(w, r)
-		}))
-		c := newTestClient(t, srv.URL, NewECSMetadata(ECSMetadataOptions{Endpoint: srv.URL, Now: clock.Now}))
-		_, err := c.InstanceCount(ctxTimeout(t, 5*time.Second))
-		if err == nil || isAuthFailure(err) || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "top-secret") {
-			t.Errorf("%d: got %v", status, err)
 		}
-		srv.Close()
-	}
+		if s.gets != 1 || s.kmsCalls != 0 {
+			t.Errorf("%d gets, %d calls", s.gets, s.kmsCalls)
+		}
+
+		// A 404 (no agency) is an error but no auth failure; bodies are checked.
+		for status, want := range map[int]string{404: "HTTP 404", 200: "lacks access or secret"} {
+			s := &metadataServer{clock: clock, life: time.Hour, status: status}
+			if status == 200 {
+				s.status = 0
+				s.current = [3]string{"", "", ""}
+			}
+			srv := serveMem(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if status == 200 && r.URL.Path == "/openstack/latest/securitykey" {
+					io.WriteString(w, `{"credential":{"access":"","secret":"top-secret","expires_at":"2030-01-01T00:00:00Z"}}`)
+					return
+				}
+				s.ServeHTTP(w, r)
+			}), nil)
+			c := newTestClient(t, srv.URL, NewECSMetadata(ECSMetadataOptions{Endpoint: srv.URL, HTTPClient: memClient(t, nil), Now: clock.Now}))
+			_, err := c.InstanceCount(ctxTimeout(t, 5*time.Second))
+			if err == nil || isAuthFailure(err) || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "top-secret") {
+				t.Errorf("%d: got %v", status, err)
+			}
+		}
+	})
 }
 
 func TestTemporaryAKSK(t *testing.T) {
-	srv, h := newKMS(t, func(w http.ResponseWriter, r *http.Request, _ []byte) { io.WriteString(w, `{"instance_num":1}`) })
-	h.token = "temp-security-token"
-	c := newTestClient(t, srv.URL, NewAKSK(testAK, testSK, "temp-security-token"))
-	if _, err := c.InstanceCount(ctxTimeout(t, 5*time.Second)); err != nil {
-		t.Fatal(err)
-	}
-	// The same pair without the token is refused.
-	c = newTestClient(t, srv.URL, NewAKSK(testAK, testSK, ""))
-	if _, err := c.InstanceCount(ctxTimeout(t, 5*time.Second)); !isAuthFailure(err) {
-		t.Fatal(err)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		srv, h := newKMS(t, func(w http.ResponseWriter, r *http.Request, _ []byte) { io.WriteString(w, `{"instance_num":1}`) })
+		h.token = "temp-security-token"
+		c := newTestClient(t, srv.URL, NewAKSK(testAK, testSK, "temp-security-token"))
+		if _, err := c.InstanceCount(ctxTimeout(t, 5*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		// The same pair without the token is refused.
+		c = newTestClient(t, srv.URL, NewAKSK(testAK, testSK, ""))
+		if _, err := c.InstanceCount(ctxTimeout(t, 5*time.Second)); !isAuthFailure(err) {
+			t.Fatal(err)
+		}
+	})
 }

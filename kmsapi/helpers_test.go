@@ -5,8 +5,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"net/http/httptest"
-	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -22,13 +20,9 @@ const (
 	testRegion  = "cn-north-4"
 )
 
-func TestMain(m *testing.M) {
-	// Keep retries fast; tests about the deadline room change these locally.
-	retryBase = time.Millisecond
-	retryMaxDelay = 5 * time.Millisecond
-	minAttemptTime = 10 * time.Millisecond
-	os.Exit(m.Run())
-}
+// Tests that call a server run in a testing/synctest bubble on the
+// in-memory network (memnet_test.go): deadlines, backoffs and pauses run on
+// the bubble's clock, and synctest.Wait stands in for any "long enough".
 
 // fakeClock is a settable clock for pauses and token lifetimes.
 type fakeClock struct {
@@ -91,19 +85,17 @@ func (h *kmsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.fn(w, r, body)
 }
 
-func newKMS(t *testing.T, fn func(w http.ResponseWriter, r *http.Request, body []byte)) (*httptest.Server, *kmsHandler) {
+func newKMS(t *testing.T, fn func(w http.ResponseWriter, r *http.Request, body []byte)) (*testServer, *kmsHandler) {
 	t.Helper()
 	h := &kmsHandler{t: t, ak: testAK, sk: testSK, fn: fn}
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	return srv, h
+	return serveMem(t, h, nil), h
 }
 
 type testOpt func(*CredentialOptions)
 
 func newTestClient(t *testing.T, url string, auth Authenticator, opts ...testOpt) *Client {
 	t.Helper()
-	o := CredentialOptions{Name: "test", Auth: auth, RequestsPerSecond: 1000, IAMEndpoint: url}
+	o := CredentialOptions{Name: "test", Auth: auth, RequestsPerSecond: 1000, IAMEndpoint: url, HTTPClient: memClient(t, nil)}
 	for _, f := range opts {
 		f(&o)
 	}

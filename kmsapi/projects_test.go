@@ -33,7 +33,7 @@ func projectNames(ps []kmsapi.Project) string {
 
 func newCredential(t *testing.T, srv *kmsfake.Server, auth kmsapi.Authenticator, opts ...func(*kmsapi.CredentialOptions)) *kmsapi.Credential {
 	t.Helper()
-	o := kmsapi.CredentialOptions{Name: "fake", Auth: auth, IAMEndpoint: srv.URL(), RequestsPerSecond: 1000}
+	o := kmsapi.CredentialOptions{Name: "fake", Auth: auth, IAMEndpoint: srv.URL(), RequestsPerSecond: 1000, HTTPClient: srv.InMemoryClient()}
 	for _, f := range opts {
 		f(&o)
 	}
@@ -57,31 +57,33 @@ func TestListProjects(t *testing.T) {
 			return kmsapi.NewIAMPassword(kmsapi.IAMPasswordOptions{IAMEndpoint: srv.URL(), DomainName: u.Domain, UserName: u.Name, Password: u.Password})
 		},
 		"ecs-metadata": func(srv *kmsfake.Server) kmsapi.Authenticator {
-			return kmsapi.NewECSMetadata(kmsapi.ECSMetadataOptions{Endpoint: srv.URL()})
+			return kmsapi.NewECSMetadata(kmsapi.ECSMetadataOptions{Endpoint: srv.URL(), HTTPClient: srv.InMemoryClient()})
 		},
 	} {
 		for _, pageSize := range []int{0, 1, 3} {
 			t.Run(fmt.Sprint(name, "/page", pageSize), func(t *testing.T) {
-				srv := start(t, sc)
-				srv.SetProjectPageSize(pageSize)
-				cred := newCredential(t, srv, mk(srv))
-				got, err := cred.ListProjects(ctxFor(t, 20*time.Second))
-				if err != nil {
-					t.Fatal(err)
-				}
-				if projectNames(got) != want {
-					t.Fatalf("projects %s, want %s", projectNames(got), want)
-				}
-				if got[2].ID != sc.Projects[2].ID || !got[2].Enabled || got[2].DomainID == "" {
-					t.Errorf("sub-project: %+v", got[2])
-				}
-				pages := 1
-				if pageSize > 0 {
-					pages = (4 + pageSize - 1) / pageSize
-				}
-				if n := srv.Requests(kmsapi.EndpointIAMProjectList); n != pages {
-					t.Errorf("%d listing requests, want %d", n, pages)
-				}
+				synctest.Test(t, func(t *testing.T) {
+					srv := start(t, sc)
+					srv.SetProjectPageSize(pageSize)
+					cred := newCredential(t, srv, mk(srv))
+					got, err := cred.ListProjects(ctxFor(t, 20*time.Second))
+					if err != nil {
+						t.Fatal(err)
+					}
+					if projectNames(got) != want {
+						t.Fatalf("projects %s, want %s", projectNames(got), want)
+					}
+					if got[2].ID != sc.Projects[2].ID || !got[2].Enabled || got[2].DomainID == "" {
+						t.Errorf("sub-project: %+v", got[2])
+					}
+					pages := 1
+					if pageSize > 0 {
+						pages = (4 + pageSize - 1) / pageSize
+					}
+					if n := srv.Requests(kmsapi.EndpointIAMProjectList); n != pages {
+						t.Errorf("%d listing requests, want %d", n, pages)
+					}
+				})
 			})
 		}
 	}
@@ -98,7 +100,7 @@ func TestListProjectsRefusesLinkToOtherHost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = cred.ListProjects(ctxFor(t, 10*time.Second))
+	_, err = cred.ListProjects(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "not on the IAM endpoint") || requests != 1 {
 		t.Fatalf("ListProjects: %v after %d requests; want a refused link after 1", err, requests)
 	}
@@ -121,7 +123,7 @@ func TestListProjectsErrors(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := cred.ListProjects(ctxFor(t, 10*time.Second))
+			got, err := cred.ListProjects(context.Background())
 			if c.want != "" {
 				var ae *kmsapi.Error
 				if err == nil || !strings.Contains(err.Error(), c.want) || !errors.As(err, &ae) || ae.Endpoint != kmsapi.EndpointIAMProjectList {
@@ -138,30 +140,30 @@ func TestListProjectsErrors(t *testing.T) {
 
 // A wrong secret pauses the credential for the listing as for KMS calls.
 func TestListProjectsWrongSecretPauses(t *testing.T) {
-	srv := start(t, accountScenario())
-	cred := newCredential(t, srv, kmsapi.NewAKSK(kmsfake.ExampleAccessKey.AK, "wrong", ""))
-	ctx := ctxFor(t, 10*time.Second)
-	if _, err := cred.ListProjects(ctx); !isAuthFailure(err) {
-		t.Fatalf("first listing: %v, want an authentication failure", err)
-	}
-	if _, err := cred.ListProjects(ctx); !isPaused(err) {
-		t.Fatalf("second listing: %v, want the paused error", err)
-	}
-	if n := srv.Requests(kmsapi.EndpointIAMProjectList); n != 1 {
-		t.Errorf("%d requests reached IAM, want 1", n)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		srv := start(t, accountScenario())
+		cred := newCredential(t, srv, kmsapi.NewAKSK(kmsfake.ExampleAccessKey.AK, "wrong", ""))
+		ctx := ctxFor(t, 10*time.Second)
+		if _, err := cred.ListProjects(ctx); !isAuthFailure(err) {
+			t.Fatalf("first listing: %v, want an authentication failure", err)
+		}
+		if _, err := cred.ListProjects(ctx); !isPaused(err) {
+			t.Fatalf("second listing: %v, want the paused error", err)
+		}
+		if n := srv.Requests(kmsapi.EndpointIAMProjectList); n != 1 {
+			t.Errorf("%d requests reached IAM, want 1", n)
+		}
+	})
 }
 
 // RateLimitWait adds up the time calls queued for the rate limit: at one
 // request per second with a burst of one, three calls in a row wait 0, 1
 // and 1 s.
 func TestRateLimitWait(t *testing.T) {
-	// A listening server inside the bubble would keep its clock from
-	// moving: the calls go to the handler in memory.
-	srv := start(t, accountScenario())
 	synctest.Test(t, func(t *testing.T) {
+		srv := start(t, accountScenario())
 		cred := newCredential(t, srv, kmsapi.NewAKSK(kmsfake.ExampleAccessKey.AK, kmsfake.ExampleAccessKey.SK, ""), func(o *kmsapi.CredentialOptions) {
-			o.RequestsPerSecond, o.Concurrency, o.HTTPClient = 1, 1, srv.InMemoryClient()
+			o.RequestsPerSecond, o.Concurrency = 1, 1
 		})
 		if cred.RateLimitWait() != 0 || cred.Burst() != 1 || cred.RequestsPerSecond() != 1 {
 			t.Fatalf("fresh credential: wait %v, burst %d, rps %v", cred.RateLimitWait(), cred.Burst(), cred.RequestsPerSecond())

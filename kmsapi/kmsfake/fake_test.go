@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/kms-exporter/kms_exporter/kmsapi"
@@ -802,48 +803,67 @@ func TestFaults(t *testing.T) {
 	if a := get(); a.status != 200 || len(a.body) != 3<<20 || !json.Valid(a.body) {
 		t.Fatalf("huge: %d, %d bytes", a.status, len(a.body))
 	}
+}
 
-	// Latency delays but answers.
-	srv.SetFault(kmsapi.EndpointQuotas, Fault{Latency: 20 * time.Millisecond})
-	start := time.Now()
-	if a := get(); a.status != 200 || time.Since(start) < 20*time.Millisecond {
-		t.Fatalf("latency: %d after %v", a.status, time.Since(start))
-	}
-	// Latency honours cancellation.
-	srv.SetFault(kmsapi.EndpointQuotas, Fault{Latency: time.Hour})
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancel()
-	if _, err := send(t, srv.Client(), ctx, "GET", srv.URL()+quotasPath(p), nil, ak); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("latency past the deadline: %v", err)
-	}
+// inBubble runs fn in a testing/synctest bubble with a fake of a small
+// scenario that listens nowhere, reached through its in-memory client:
+// latency and hangs run on the bubble's clock.
+func inBubble(t *testing.T, fn func(t *testing.T, srv *Server, p Project, ak signer)) {
+	synctest.Test(t, func(t *testing.T) {
+		sc := Generate(GenerateOptions{Seed: 1, Projects: 1, KeysPerProject: 1, Now: time.Now()})
+		srv := New(sc)
+		t.Cleanup(srv.Close)
+		fn(t, srv, sc.Projects[0], signWith(sc.AccessKeys[0], time.Now()))
+	})
+}
+
+// Latency delays the answer by exactly its length, and gives up with the
+// client.
+func TestLatency(t *testing.T) {
+	inBubble(t, func(t *testing.T, srv *Server, p Project, ak signer) {
+		srv.SetFault(kmsapi.EndpointQuotas, Fault{Latency: 20 * time.Millisecond})
+		start := time.Now()
+		if a, err := send(t, srv.Client(), context.Background(), "GET", srv.URL()+quotasPath(p), nil, ak); err != nil || a.status != 200 || time.Since(start) != 20*time.Millisecond {
+			t.Fatalf("latency: %d, %v after %v", a.status, err, time.Since(start))
+		}
+		srv.SetFault(kmsapi.EndpointQuotas, Fault{Latency: time.Hour})
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		start = time.Now()
+		if _, err := send(t, srv.Client(), ctx, "GET", srv.URL()+quotasPath(p), nil, ak); err == nil || time.Since(start) != 50*time.Millisecond {
+			t.Fatalf("latency past the deadline: %v after %v", err, time.Since(start))
+		}
+	})
 }
 
 func TestHang(t *testing.T) {
-	srv, sc := fixture(t, 1)
-	p := sc.Projects[0]
-	ak := signWith(sc.AccessKeys[0], testNow)
-	srv.SetFault(kmsapi.EndpointQuotas, Fault{Hang: true})
+	inBubble(t, func(t *testing.T, srv *Server, p Project, ak signer) {
+		srv.SetFault(kmsapi.EndpointQuotas, Fault{Hang: true})
+		// Released when the client gives up.
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		if _, err := send(t, srv.Client(), ctx, "GET", srv.URL()+quotasPath(p), nil, ak); err == nil || time.Since(start) != 50*time.Millisecond {
+			t.Fatalf("hang: %v after %v", err, time.Since(start))
+		}
 
-	// Released when the client gives up.
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancel()
-	if _, err := send(t, srv.Client(), ctx, "GET", srv.URL()+quotasPath(p), nil, ak); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("hang: %v", err)
-	}
-
-	// Released by Close: Close returns although a request hangs.
-	done := make(chan error, 1)
-	go func() {
-		_, err := send(t, srv.Client(), context.Background(), "GET", srv.URL()+quotasPath(p), nil, ak)
-		done <- err
-	}()
-	for srv.Requests(kmsapi.EndpointQuotas) < 2 {
-		time.Sleep(time.Millisecond)
-	}
-	srv.Close()
-	if err := <-done; err == nil {
-		t.Fatal("hanging request got an answer")
-	}
+		// Released by Close: Close returns although a request hangs.
+		done := make(chan error, 1)
+		go func() {
+			_, err := send(t, srv.Client(), context.Background(), "GET", srv.URL()+quotasPath(p), nil, ak)
+			done <- err
+		}()
+		synctest.Wait()
+		select {
+		case err := <-done:
+			t.Fatalf("hanging request answered: %v", err)
+		default:
+		}
+		srv.Close()
+		if err := <-done; err == nil {
+			t.Fatal("hanging request got an answer")
+		}
+	})
 }
 
 func TestRequestCounts(t *testing.T) {

@@ -110,6 +110,11 @@ func Start(s Scenario) *Server {
 	return srv
 }
 
+// New returns a fake of s that listens nowhere: it is reached through
+// InMemoryClient, or as an http.Handler. Created in a testing/synctest
+// bubble, it then runs wholly on the bubble's clock.
+func New(s Scenario) *Server { return newServer(s) }
+
 // StartTLS serves s over TLS with httptest's self-signed certificate; only
 // Client() (or a client given that certificate) trusts it.
 func StartTLS(s Scenario) *Server {
@@ -171,16 +176,30 @@ func newServer(sc Scenario) *Server {
 	return s
 }
 
-// URL is the base URL of every API the fake serves.
-func (s *Server) URL() string { return s.ts.URL }
+// URL is the base URL of every API the fake serves; a fake from New has
+// one that is not on any network.
+func (s *Server) URL() string {
+	if s.ts == nil {
+		return "http://kmsfake.invalid"
+	}
+	return s.ts.URL
+}
 
-// Client returns an HTTP client that trusts the fake's certificate.
-func (s *Server) Client() *http.Client { return s.ts.Client() }
+// Client returns an HTTP client that trusts the fake's certificate; for a
+// fake from New, InMemoryClient.
+func (s *Server) Client() *http.Client {
+	if s.ts == nil {
+		return s.InMemoryClient()
+	}
+	return s.ts.Client()
+}
 
 // Close stops the server, releasing hanging requests first.
 func (s *Server) Close() {
 	s.closeOnce.Do(func() { close(s.closing) })
-	s.ts.Close()
+	if s.ts != nil {
+		s.ts.Close()
+	}
 }
 
 // SetFault installs f for endpoint (a kmsapi.Endpoint* name; "" for every
