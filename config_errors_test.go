@@ -57,3 +57,20 @@ func TestUnknownRegionWarns(t *testing.T) {
 		t.Errorf("no warning %s in:\n%s", want, logs.String())
 	}
 }
+
+// A typo in a key is logged on one line, in the config's words.
+func TestConfigTypoLogged(t *testing.T) {
+	a, cfgPath, _, logs := fileTestApp(t)
+	writeFile(t, cfgPath, "credentials:\n  prod:\n    access_key: AK\n    secret_kye: SK\n"+
+		"targets:\n  - {name: t, region: cn-north-4, project_id: p}\n")
+	if err := a.reload(); err == nil {
+		t.Fatal("reload accepted a typo")
+	}
+	want := `err="` + cfgPath + `: line 4: credentials.prod: unknown key \"secret_kye\" (did you mean \"secret_key\"?)"`
+	if !strings.Contains(logs.String(), want) {
+		t.Errorf("log lacks %s:\n%s", want, logs)
+	}
+	if strings.Contains(logs.String(), `\n`) {
+		t.Errorf("a log line holds a literal \\n:\n%s", logs)
+	}
+}

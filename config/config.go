@@ -9,7 +9,6 @@ import (
 	"io"
 	"path/filepath"
 	"reflect"
-	"regexp"
 	"sort"
 	"strings"
 
@@ -99,14 +98,19 @@ func Load(path string) (*Config, error) {
 
 // Parse decodes and checks a config; baseDir resolves relative secret file paths.
 func Parse(data []byte, baseDir string) (*Config, error) {
-	var c Config
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil {
+	var root yaml.Node
+	if err := yaml.NewDecoder(bytes.NewReader(data)).Decode(&root); err != nil {
 		if errors.Is(err, io.EOF) {
 			return nil, errors.New("empty config")
 		}
-		return nil, hideValues(err)
+		return nil, yamlError(err)
+	}
+	if err := checkSchema(&root); err != nil {
+		return nil, err
+	}
+	var c Config
+	if err := root.Decode(&c); err != nil {
+		return nil, yamlError(err)
 	}
 	if err := c.Resolve(baseDir); err != nil {
 		return nil, err
@@ -283,26 +287,4 @@ func pick(field, name string, val *promconfig.Secret, file, baseDir string, requ
 		return fmt.Errorf("%s: missing %s (or %s_file)", field, name, name)
 	}
 	return nil
-}
-
-// YAML quotes values in some errors: a secret written where YAML reads
-// something else (a password starting with *, a secret under a key of
-// another type) would be echoed into the log. hideValues drops them.
-var (
-	yamlValue  = regexp.MustCompile("(?s)`.*`")
-	yamlAnchor = regexp.MustCompile("(?s)unknown anchor '.*' referenced")
-)
-
-func hideValues(err error) error {
-	var te *yaml.TypeError
-	if errors.As(err, &te) {
-		msgs := make([]string, len(te.Errors))
-		for i, m := range te.Errors {
-			msgs[i] = yamlValue.ReplaceAllString(m, "(value hidden)")
-		}
-		return &yaml.TypeError{Errors: msgs}
-	}
-	s := yamlValue.ReplaceAllString(err.Error(), "(value hidden)")
-	s = yamlAnchor.ReplaceAllString(s, "unknown anchor referenced (quote a value that starts with *)")
-	return errors.New(s)
 }

@@ -142,9 +142,9 @@ func TestErrors(t *testing.T) {
 		name, yaml, want string
 	}{
 		{"empty", ``, "empty config"},
-		{"unknown top field", "credentials:\n  a: {access_key: a, secret_key: s}\nextra: 1" + oneTarget, "field extra not found"},
-		{"unknown credential field", "credentials:\n  a: {access_key: a, secret_key: s, secret: x}" + oneTarget, "field secret not found"},
-		{"unknown target field", "credentials:\n  a: {access_key: a, secret_key: s}\ntargets:\n  - {name: t, region: cn-north-4, projectid: x}", "field projectid not found"},
+		{"unknown top field", "credentials:\n  a: {access_key: a, secret_key: s}\nextra: 1" + oneTarget, `line 3: top level: unknown key "extra" (valid keys: credentials, targets, discovery)`},
+		{"unknown credential field", "credentials:\n  a: {access_key: a, secret_key: s, secret: x}" + oneTarget, `line 2: credentials.a: unknown key "secret" (did you mean "secret_key"?)`},
+		{"unknown target field", "credentials:\n  a: {access_key: a, secret_key: s}\ntargets:\n  - {name: t, region: cn-north-4, projectid: x}", `line 4: targets[0]: unknown key "projectid" (did you mean "project_id"?)`},
 		{"no credentials", "credentials: {}" + oneTarget, "credentials: at least one credential is required"},
 		{"empty credential", "credentials:\n  a:" + oneTarget, "credentials.a: empty credential"},
 		{"no secret", "credentials:\n  a: {iam_endpoint: https://iam}" + oneTarget, "credentials.a: no secret"},

@@ -59,7 +59,7 @@ func TestDiscoveryErrors(t *testing.T) {
 		{"zero interval", one + "discovery:\n  - {refresh_interval: 0s}", "discovery[0].refresh_interval"},
 		{"bad endpoint", one + "discovery:\n  - {kms_endpoint: 'kms.example.com?x=1'}", `discovery[0].kms_endpoint: "kms.example.com?x=1" must not have a query or fragment`},
 		{"empty tag key", one + "discovery:\n  - {tag_keys: ['']}", "discovery[0].tag_keys[0]: empty tag key"},
-		{"unknown field", one + "discovery:\n  - {region: cn-north-4}", "field region not found"},
+		{"unknown field", one + "discovery:\n  - {region: cn-north-4}", `line 4: discovery[0]: unknown key "region" (did you mean "regions"?)`},
 		{"neither", one, "targets: at least one target is required (or a discovery entry)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

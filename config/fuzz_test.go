@@ -74,6 +74,9 @@ func FuzzConfigParse(f *testing.F) {
 			if c != nil {
 				t.Fatal("config returned with an error")
 			}
+			if strings.ContainsAny(err.Error(), "\n\r") {
+				t.Fatalf("error on more than one line: %q", err)
+			}
 			return
 		}
 		if len(c.Credentials) == 0 || len(c.Targets) == 0 {
