@@ -178,13 +178,7 @@ func (a *app) build(cfg *config.Config) (*loaded, error) {
 	if cur := a.cur.Load(); cur != nil {
 		previous = cur.creds
 	}
-	creds, err := config.BuildCredentials(cfg, previous, config.BuildOptions{
-		IAMEndpoint:       a.s.iamEndpoint,
-		RequestsPerSecond: a.s.rps,
-		Concurrency:       a.s.concurrency,
-		HTTPClient:        a.httpClient,
-		Observer:          a.api.Observe,
-	})
+	creds, err := config.BuildCredentials(cfg, previous, a.buildOptions())
 	if err != nil {
 		return nil, err
 	}
@@ -207,6 +201,17 @@ func (a *app) build(cfg *config.Config) (*loaded, error) {
 		return nil, err
 	}
 	return a.withExporter(&loaded{cfg: cfg, creds: creds, disc: disc}, exp, found)
+}
+
+// buildOptions apply to every credential of a config.
+func (a *app) buildOptions() config.BuildOptions {
+	return config.BuildOptions{
+		IAMEndpoint:       a.s.iamEndpoint,
+		RequestsPerSecond: a.s.rps,
+		Concurrency:       a.s.concurrency,
+		HTTPClient:        a.httpClient,
+		Observer:          a.api.Observe,
+	}
 }
 
 // reload reads and builds the config and puts it in force. On failure the

@@ -46,6 +46,7 @@ type settings struct {
 	logLevel      string
 	logFormat     string
 	demo          bool
+	configCheck   bool
 	historyLimit  int
 }
 
@@ -76,6 +77,7 @@ func parseFlags(args []string) (*settings, *web.FlagConfig, error) {
 	app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").StringVar(&s.telemetryPath)
 	app.Flag("log.level", "Only log messages with the given severity or above. One of: [debug, info, warn, error]").Default("info").EnumVar(&s.logLevel, "debug", "info", "warn", "error")
 	app.Flag("log.format", "Output format of log messages. One of: [logfmt, json]").Default("logfmt").EnumVar(&s.logFormat, "logfmt", "json")
+	app.Flag("config.check", "Load and check the config and every secret file, print the targets it would watch (discovered ones too when IAM answers), and exit 0 if the config is good, 1 if not.").BoolVar(&s.configCheck)
 	app.Flag("demo", "Serve simulated data from the embedded fake KMS API; no cloud account needed.").BoolVar(&s.demo)
 	app.Flag("history.limit", "Recent scrapes kept for the landing page and their debug logs (/probe/debug?id=N).").Default("100").IntVar(&s.historyLimit)
 	webFlags := kingpinflag.AddFlags(app, ":10567")
@@ -178,6 +180,9 @@ func run(args []string, stderr io.Writer, getenv func(string) string) int {
 		return 1
 	}
 	defer a.close()
+	if s.configCheck {
+		return a.checkConfig(os.Stdout)
+	}
 	if err := a.reload(); err != nil {
 		// reload has logged the error.
 		return 1

@@ -14,6 +14,18 @@ func (s *Server) SetProjectPageSize(n int) {
 	s.projectPage = max(n, 0)
 }
 
+// HideProjects leaves the projects of these IDs out of GET
+// /v3/auth/projects from now on (KMS still serves them), as if they did not
+// exist yet; no IDs shows every project again.
+func (s *Server) HideProjects(ids ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.hidden = map[string]bool{}
+	for _, id := range ids {
+		s.hidden[id] = true
+	}
+}
+
 // authProject is a project as IAM lists it.
 type authProject struct {
 	ID          string `json:"id"`
@@ -28,12 +40,19 @@ type authProject struct {
 // listAuthProjects answers GET /v3/auth/projects: every project of the
 // account, KMS ones first, from the one after ?marker= on.
 func (s *Server) listAuthProjects(rw *responder, r *http.Request) {
+	s.mu.Lock()
+	hidden := s.hidden
+	s.mu.Unlock()
 	all := make([]authProject, 0, len(s.order)+len(s.others))
 	for _, p := range s.order {
-		all = append(all, authProject{p.ID, p.IAMName(), s.domainID, s.domainID, "", true, false})
+		if !hidden[p.ID] {
+			all = append(all, authProject{p.ID, p.IAMName(), s.domainID, s.domainID, "", true, false})
+		}
 	}
 	for _, p := range s.others {
-		all = append(all, authProject{p.ID, p.Name, s.domainID, s.domainID, "", true, false})
+		if !hidden[p.ID] {
+			all = append(all, authProject{p.ID, p.Name, s.domainID, s.domainID, "", true, false})
+		}
 	}
 	start := 0
 	if m := r.URL.Query().Get("marker"); m != "" {

@@ -90,3 +90,22 @@ func TestDomainScopedToken(t *testing.T) {
 		t.Errorf("token for another domain: %d %s", a.status, a.body)
 	}
 }
+
+func TestHideProjects(t *testing.T) {
+	srv, sc := fixture(t, 1)
+	list := func() string {
+		a := call(t, srv, "GET", "/v3/auth/projects", nil, signWith(sc.AccessKeys[0], testNow))
+		return string(a.body)
+	}
+	srv.HideProjects(sc.Projects[1].ID)
+	if l := list(); strings.Contains(l, sc.Projects[1].ID) || !strings.Contains(l, sc.Projects[0].ID) {
+		t.Errorf("hidden project listed: %s", l)
+	}
+	if a := call(t, srv, "GET", quotasPath(sc.Projects[1]), nil, signWith(sc.AccessKeys[0], testNow)); a.status != http.StatusOK {
+		t.Errorf("KMS of a hidden project: %d", a.status)
+	}
+	srv.HideProjects()
+	if l := list(); !strings.Contains(l, sc.Projects[1].ID) {
+		t.Errorf("project not shown again: %s", l)
+	}
+}

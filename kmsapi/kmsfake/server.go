@@ -89,8 +89,9 @@ type Server struct {
 	metaTokens  map[string]time.Time
 	rps         float64
 	limiters    map[string]*rate.Limiter
-	projectPage int // GET /v3/auth/projects page size; 0: one page
-	regionsCap  int // largest page of GET /v2/{project_id}/kms/regions; 0: none
+	projectPage int             // GET /v3/auth/projects page size; 0: one page
+	hidden      map[string]bool // project IDs GET /v3/auth/projects leaves out
+	regionsCap  int             // largest page of GET /v2/{project_id}/kms/regions; 0: none
 	now         func() time.Time
 }
 
