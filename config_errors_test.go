@@ -2,6 +2,10 @@ package main
 
 import (
 	"bytes"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -72,5 +76,48 @@ func TestConfigTypoLogged(t *testing.T) {
 	}
 	if strings.Contains(logs.String(), `\n`) {
 		t.Errorf("a log line holds a literal \\n:\n%s", logs)
+	}
+}
+
+// An unknown /probe target is answered with the names there are.
+func TestProbeUnknownTargetListsNames(t *testing.T) {
+	a, _, _, _ := fileTestApp(t)
+	rec := httptest.NewRecorder()
+	a.handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/probe?target=x", nil))
+	want := `unknown target "x": not in the config; one of: t` + "\n"
+	if rec.Code != http.StatusBadRequest || rec.Body.String() != want {
+		t.Errorf("%d %q, want 400 %q", rec.Code, rec.Body, want)
+	}
+}
+
+// fileTestApp is an exporter whose config file (in its own directory, with
+// the secret in the file "sk") has one target; nothing calls the API.
+func fileTestApp(t *testing.T) (a *app, cfgPath, skPath string, logs *bytes.Buffer) {
+	t.Helper()
+	dir := t.TempDir()
+	cfgPath, skPath = filepath.Join(dir, "kms.yml"), filepath.Join(dir, "sk")
+	writeFile(t, skPath, "file-test-secret\n")
+	writeFile(t, cfgPath, "credentials:\n  prod: {access_key: AK, secret_key_file: sk}\n"+
+		"targets:\n  - {name: t, region: cn-north-4, project_id: p, kms_endpoint: 'http://127.0.0.1:1'}\n")
+	s, _, err := parseFlags([]string{"--config.file=" + cfgPath})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs = &bytes.Buffer{}
+	logger, _ := newLogger(logs, "info", "logfmt")
+	if a, err = newApp(s, logger, func(string) string { return "" }); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.close)
+	if err := a.reload(); err != nil {
+		t.Fatal(err)
+	}
+	return a, cfgPath, skPath, logs
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
 	}
 }

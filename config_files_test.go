@@ -15,38 +15,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
-// fileTestApp is an exporter whose config file (in its own directory, with
-// the secret in the file "sk") has one target; nothing calls the API.
-func fileTestApp(t *testing.T) (a *app, cfgPath, skPath string, logs *bytes.Buffer) {
-	t.Helper()
-	dir := t.TempDir()
-	cfgPath, skPath = filepath.Join(dir, "kms.yml"), filepath.Join(dir, "sk")
-	writeFile(t, skPath, "file-test-secret\n")
-	writeFile(t, cfgPath, "credentials:\n  prod: {access_key: AK, secret_key_file: sk}\n"+
-		"targets:\n  - {name: t, region: cn-north-4, project_id: p, kms_endpoint: 'http://127.0.0.1:1'}\n")
-	s, _, err := parseFlags([]string{"--config.file=" + cfgPath})
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs = &bytes.Buffer{}
-	logger, _ := newLogger(logs, "info", "logfmt")
-	if a, err = newApp(s, logger, func(string) string { return "" }); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(a.close)
-	if err := a.reload(); err != nil {
-		t.Fatal(err)
-	}
-	return a, cfgPath, skPath, logs
-}
-
-func writeFile(t *testing.T, path, content string) {
-	t.Helper()
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // replace puts at path a symlink to target (or, target "", a FIFO).
 func replace(t *testing.T, path, target string) {
 	t.Helper()

@@ -183,7 +183,7 @@ func (a *app) serveProbe(w http.ResponseWriter, r *http.Request) {
 	ctx, si := withScrapeInfo(ctx, "/probe")
 	c, ok := l.exp.TargetCollector(ctx, name)
 	if !ok {
-		http.Error(w, fmt.Sprintf("unknown target %q: not in the config", name), http.StatusBadRequest)
+		http.Error(w, fmt.Sprintf("unknown target %q: not in the config; one of: %s", name, strings.Join(l.exp.TargetNames(), ", ")), http.StatusBadRequest)
 		return
 	}
 	if r.URL.Query().Get("debug") == "true" {
