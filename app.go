@@ -158,6 +158,18 @@ func singleTargetConfig(s *settings, getenv func(string) string) (*config.Config
 	return c, nil
 }
 
+// configWarnings are cfg's warnings, in the words of the flags when the
+// config was built from them.
+func (a *app) configWarnings(cfg *config.Config) []string {
+	w := cfg.Warnings()
+	if a.s.configFile == "" {
+		for i := range w {
+			w[i] = flagNames.Replace(w[i])
+		}
+	}
+	return w
+}
+
 // flagNames names, in the errors about the config built from flags and
 // environment, where each value came from.
 var flagNames = strings.NewReplacer(
@@ -241,10 +253,7 @@ func (a *app) reload() error {
 	a.reloadOK.Set(1)
 	a.reloadTime.SetToCurrentTime()
 	level.Info(a.logger).Log("msg", "config loaded", "targets", len(cfg.Targets), "discovery", len(cfg.Discovery), "credentials", len(cfg.Credentials))
-	for _, w := range cfg.Warnings() {
-		if a.s.configFile == "" {
-			w = flagNames.Replace(w)
-		}
+	for _, w := range a.configWarnings(cfg) {
 		level.Warn(a.logger).Log("msg", w)
 	}
 	return nil

@@ -33,6 +33,9 @@ func (a *app) checkConfig(out io.Writer) int {
 		return 1
 	}
 	fmt.Fprintf(out, "config: OK (%s)\n", a.configSource())
+	for _, warning := range a.configWarnings(cfg) {
+		fmt.Fprintf(out, "warning: %s\n", warning)
+	}
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(w, "static targets: %d\n", len(cfg.Targets))
 	for _, t := range cfg.Targets {

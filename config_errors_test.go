@@ -121,3 +121,18 @@ func writeFile(t *testing.T, path, content string) {
 		t.Fatal(err)
 	}
 }
+
+// --config.check says what a start would warn about.
+func TestConfigCheckWarns(t *testing.T) {
+	a, cfgPath, _, _ := fileTestApp(t)
+	writeFile(t, cfgPath, "credentials:\n  prod: {access_key: AK, secret_key_file: sk}\n"+
+		"targets:\n  - {name: t, region: xx-nowhere-1, project_id: p}\n")
+	var out bytes.Buffer
+	if code := a.checkConfig(&out); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, out.String())
+	}
+	want := `warning: targets[0].region: region "xx-nowhere-1" is not one this exporter knows`
+	if !strings.Contains(out.String(), want) {
+		t.Errorf("no %q in:\n%s", want, out.String())
+	}
+}
