@@ -6,16 +6,12 @@ import (
 	"slices"
 )
 
-// iamRegions have an IAM endpoint of their own in the official SDK's IAM
-// region table.
-var iamRegions = []string{
-	"ae-ad-1", "af-south-1", "ap-southeast-1", "ap-southeast-2", "ap-southeast-3",
-	"ap-southeast-4", "cn-east-2", "cn-east-3", "cn-east-4", "cn-east-5",
-	"cn-north-1", "cn-north-12", "cn-north-2", "cn-north-4", "cn-north-9",
-	"cn-south-1", "cn-south-2", "cn-southwest-2", "eu-west-0", "eu-west-101",
-	"la-north-2", "la-south-2", "me-east-1", "my-kualalumpur-1", "na-mexico-1",
-	"ru-moscow-1", "sa-brazil-1", "tr-west-1",
-}
+// The official SDK's IAM region table has an endpoint for every KMS
+// region but these, and for eu-west-0, which has no KMS.
+var (
+	kmsRegionsWithoutIAM = []string{"af-north-1", "ap-southeast-5", "cn-north-11", "cn-south-4", "cn-southwest-3"}
+	iamOnlyRegions       = []string{"eu-west-0"}
+)
 
 // DefaultKMSEndpoint gives the public KMS endpoint of a region.
 func DefaultKMSEndpoint(region string) string {
@@ -30,7 +26,9 @@ const globalIAMEndpoint = "https://iam.myhuaweicloud.com"
 // SDK does: the region's own, else the global one. eu-west-101 is only
 // known to its own IAM, which is on another domain.
 func DefaultIAMEndpoint(region string) string {
-	if _, ok := slices.BinarySearch(iamRegions, region); !ok {
+	regional := IsKMSRegion(region) && !slices.Contains(kmsRegionsWithoutIAM, region) ||
+		slices.Contains(iamOnlyRegions, region)
+	if !regional {
 		return globalIAMEndpoint
 	}
 	return "https://iam." + region + "." + domain(region)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"sync"
 	"testing"
@@ -80,8 +81,14 @@ var sdkIAMEndpoints = map[string]string{
 	"tr-west-1":        "https://iam.tr-west-1.myhuaweicloud.com",
 }
 
+// regionShape is the shape the config requires of a region.
+var regionShape = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]+$`)
+
 func TestKMSRegionTable(t *testing.T) {
 	for region, want := range sdkKMSEndpoints {
+		if !regionShape.MatchString(region) {
+			t.Errorf("%s does not have the shape of a region", region)
+		}
 		if got := kmsapi.DefaultKMSEndpoint(region); got != want {
 			t.Errorf("DefaultKMSEndpoint(%s) = %s, want %s", region, got, want)
 		}
@@ -104,7 +111,13 @@ func TestIAMRegionTable(t *testing.T) {
 	}
 	// Regions without an IAM endpoint of their own in the SDK's table use
 	// the global one, as the SDK does; so do calls not tied to a region.
-	for _, region := range []string{"cn-south-4", "ap-southeast-5", "xx-nowhere-1", ""} {
+	others := []string{"xx-nowhere-1", ""}
+	for region := range sdkKMSEndpoints {
+		if _, ok := sdkIAMEndpoints[region]; !ok {
+			others = append(others, region)
+		}
+	}
+	for _, region := range others {
 		if got := kmsapi.DefaultIAMEndpoint(region); got != "https://iam.myhuaweicloud.com" {
 			t.Errorf("DefaultIAMEndpoint(%q) = %s, want %s", region, got, "https://iam.myhuaweicloud.com")
 		}
