@@ -131,6 +131,35 @@ func TestFakeEveryAuthKind(t *testing.T) {
 	}
 }
 
+// The key attributes outside the documentation's example come through in
+// both encodings; where the fake makes them up, as it serves them.
+func TestFakeKeyAttributes(t *testing.T) {
+	sc := kmsfake.Generate(kmsfake.GenerateOptions{Seed: 2, KeysPerProject: 3})
+	k := &sc.Projects[0].Keys[0]
+	k.KeySpec, k.KeyUsage, k.Origin, k.RotationEnabled, k.EnterpriseProjectID = "SM2", "SIGN_VERIFY", "external", "true", "ep-1"
+	k.Expires = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, enc := range []kmsfake.Encoding{kmsfake.Numeric, kmsfake.Strings} {
+		synctest.Test(t, func(t *testing.T) {
+			srv := start(t, sc)
+			srv.SetEncoding(enc)
+			c := newClient(t, srv, sc.Projects[0], kmsapi.NewAKSK(kmsfake.ExampleAccessKey.AK, kmsfake.ExampleAccessKey.SK, ""))
+			keys, err := c.ListKeys(context.Background())
+			if err != nil || len(keys) != 3 {
+				t.Fatal(len(keys), err)
+			}
+			g := keys[0]
+			if g.KeySpec != "SM2" || g.KeyUsage != "SIGN_VERIFY" || g.Origin != "external" || g.RotationEnabled != "true" ||
+				g.EnterpriseProjectID != "ep-1" || !g.Expires.Equal(k.Expires) {
+				t.Errorf("encoding %v: got %+v", enc, g)
+			}
+			// Made up by the fake: no rotation member, no expiry.
+			if g := keys[1]; g.KeySpec == "" || g.KeyUsage != "ENCRYPT_DECRYPT" || g.Origin == "" || g.RotationEnabled != "" || g.EnterpriseProjectID != "0" || !g.Expires.IsZero() {
+				t.Errorf("encoding %v: got %+v", enc, g)
+			}
+		})
+	}
+}
+
 // A server that answers fewer regions than asked does not cut the list.
 func TestFakeRegionsPageCap(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {

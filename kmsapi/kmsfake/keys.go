@@ -1,6 +1,7 @@
 package kmsfake
 
 import (
+	"cmp"
 	"encoding/json"
 	"strconv"
 	"strings"
@@ -21,7 +22,7 @@ type keyJSON struct {
 	head []byte // `{"resource_id":..,"resource_detail":{..."key_description":"..",`
 	tail []byte // the unknown extra fields, resource_name and tags, to the closing brace
 	// Numeric fields; a zero time is written as "".
-	createdMs, deletionMs, state, flag, keyType int64
+	createdMs, deletionMs, expiresMs, state, flag, keyType int64
 }
 
 func newProject(p Project) *project {
@@ -54,6 +55,9 @@ func encodeKey(k kmsapi.Key) keyJSON {
 	h = jsonString(h, k.Description)
 	h = append(h, ',')
 
+	// The attributes the documentation's example leaves out, from the key
+	// or else made up from it, and members live answers carry that clients
+	// must ignore.
 	spec := "AES_256"
 	if k.KeyType != 1 {
 		spec = "RSA_2048"
@@ -62,11 +66,20 @@ func encodeKey(k kmsapi.Key) keyJSON {
 	if k.State == kmsapi.StatePendingImport {
 		origin = "external"
 	}
-	// Fields the documentation does not list but live answers carry:
-	// clients must ignore them.
 	var t []byte
-	t = append(t, `"expiration_time":"","origin":"`+origin+`","key_spec":"`+spec+
-		`","key_usage":"ENCRYPT_DECRYPT","keystore_id":"0","key_label":"","partition_type":"1","sys_enterprise_project_id":"0"},"resource_name":`...)
+	t = append(t, `"origin":`...)
+	t = jsonString(t, cmp.Or(k.Origin, origin))
+	t = append(t, `,"key_spec":`...)
+	t = jsonString(t, cmp.Or(k.KeySpec, spec))
+	t = append(t, `,"key_usage":`...)
+	t = jsonString(t, cmp.Or(k.KeyUsage, "ENCRYPT_DECRYPT"))
+	if k.RotationEnabled != "" {
+		t = append(t, `,"key_rotation_enabled":`...)
+		t = jsonString(t, k.RotationEnabled)
+	}
+	t = append(t, `,"keystore_id":"0","key_label":"","partition_type":"1","sys_enterprise_project_id":`...)
+	t = jsonString(t, cmp.Or(k.EnterpriseProjectID, "0"))
+	t = append(t, `},"resource_name":`...)
 	t = jsonString(t, k.ResourceName)
 	t = append(t, `,"tags":[`...)
 	for i, tag := range k.Tags {
@@ -87,6 +100,9 @@ func encodeKey(k kmsapi.Key) keyJSON {
 	}
 	if !k.ScheduledDeletion.IsZero() {
 		kj.deletionMs = k.ScheduledDeletion.UnixMilli()
+	}
+	if !k.Expires.IsZero() {
+		kj.expiresMs = k.Expires.UnixMilli()
 	}
 	if k.Default {
 		kj.flag = 1
@@ -126,6 +142,8 @@ func (k *keyJSON) appendTo(b []byte, str bool) []byte {
 	b = appendNum(b, k.flag, str)
 	b = append(b, `,"key_type":`...)
 	b = appendNum(b, k.keyType, str)
+	b = append(b, `,"expiration_time":`...)
+	b = appendTime(b, k.expiresMs, str)
 	b = append(b, ',')
 	return append(b, k.tail...)
 }
