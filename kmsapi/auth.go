@@ -2,6 +2,7 @@ package kmsapi
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -40,64 +41,45 @@ type IAMPasswordOptions struct {
 	DomainName  string
 	UserName    string
 	Password    string
-	HTTPClient  *http.Client
-	Observer    Observer
 	Now         func() time.Time
 }
 
 // ECSMetadataOptions configure ECS agency credentials.
 type ECSMetadataOptions struct {
-	Endpoint   string // default http://169.254.169.254
-	HTTPClient *http.Client
-	Observer   Observer
+	Endpoint   string       // default http://169.254.169.254
+	HTTPClient *http.Client // default one that never goes through a proxy
 	Now        func() time.Time
 }
 
-// authHTTP makes an authenticator's own calls (IAM login, metadata). Its
-// client, user agent and observer come from the authenticator's options,
-// else from the Credential it serves.
+// authHTTP makes an authenticator's own calls (IAM login, metadata) with
+// the HTTP client, user agent and observer of the Credential it serves;
+// a client of its own (the metadata service's) stays.
 type authHTTP struct {
-	mu       sync.Mutex
-	client   *http.Client
-	ua       string
-	observer Observer
-	noProxy  bool // metadata: never through a proxy
+	mu  sync.Mutex
+	env authEnv
 }
 
 func (h *authHTTP) setEnv(e authEnv) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.client == nil && !h.noProxy {
-		h.client = e.client
-	}
-	if h.ua == "" {
-		h.ua = e.userAgent
-	}
-	if h.observer == nil {
-		h.observer = e.observer
-	}
+	e.client = cmp.Or(h.env.client, e.client)
+	h.env = e
 }
 
-func (h *authHTTP) env() (*http.Client, string, Observer) {
+func (h *authHTTP) get() authEnv {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.client == nil {
-		if h.noProxy {
-			h.client = newMetadataClient()
-		} else {
-			h.client = NewHTTPClient()
-		}
+	if h.env.client == nil {
+		h.env.client = NewHTTPClient()
 	}
-	if h.ua == "" {
-		h.ua = defaultUserAgent()
-	}
-	return h.client, h.ua, h.observer
+	h.env.userAgent = cmp.Or(h.env.userAgent, defaultUserAgent())
+	return h.env
 }
 
 // do sends one request and returns the 2xx answer, or an *Error. Request
 // headers (which may hold secrets) never reach the error.
 func (h *authHTTP) do(ctx context.Context, endpoint, method, url string, header http.Header, body []byte) (int, http.Header, []byte, error) {
-	client, ua, observer := h.env()
+	env := h.get()
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -109,13 +91,19 @@ func (h *authHTTP) do(ctx context.Context, endpoint, method, url string, header 
 	for k, v := range header {
 		req.Header[k] = v
 	}
-	req.Header.Set("User-Agent", ua)
+	req.Header.Set("User-Agent", env.userAgent)
 	start := time.Now()
-	resp, err := client.Do(req)
-	traceAuthCall(ctx, endpoint, method, url, resp, err, start)
+	resp, err := env.client.Do(req)
+	traced := attempt{call: &callInfo{endpoint: endpoint, method: method, url: url, took: time.Since(start)}}
 	if err != nil {
-		if observer != nil {
-			observer(RequestInfo{Endpoint: endpoint, Code: "error", Duration: time.Since(start)})
+		traced.err = &Error{Endpoint: endpoint, Err: err}
+	} else {
+		traced.call.status, traced.call.reqID = resp.StatusCode, resp.Header.Get("X-Request-Id")
+	}
+	traceAttempt(ctx, traced, 1, 0)
+	if err != nil {
+		if env.observer != nil {
+			env.observer(RequestInfo{Endpoint: endpoint, Code: "error", Duration: time.Since(start)})
 		}
 		if ctx.Err() != nil {
 			err = ctx.Err()
@@ -124,8 +112,8 @@ func (h *authHTTP) do(ctx context.Context, endpoint, method, url string, header 
 	}
 	defer resp.Body.Close()
 	data, rerr := readBody(resp)
-	if observer != nil {
-		observer(RequestInfo{Endpoint: endpoint, Code: strconv.Itoa(resp.StatusCode), Duration: time.Since(start)})
+	if env.observer != nil {
+		env.observer(RequestInfo{Endpoint: endpoint, Code: strconv.Itoa(resp.StatusCode), Duration: time.Since(start)})
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return resp.StatusCode, resp.Header, nil, parseError(endpoint, resp.StatusCode, resp.Header, data)
@@ -178,7 +166,7 @@ func NewIAMPassword(o IAMPasswordOptions) Authenticator {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &iamAuth{o: o, h: authHTTP{client: o.HTTPClient, observer: o.Observer}, tokens: map[string]*iamToken{}}
+	return &iamAuth{o: o, tokens: map[string]*iamToken{}}
 }
 
 type iamAuth struct {
@@ -248,46 +236,21 @@ func (a *iamAuth) token(ctx context.Context, region, projectID, projectName stri
 	})
 }
 
-type iamScope struct {
-	Project *struct {
-		ID   string `json:"id,omitempty"`
-		Name string `json:"name,omitempty"`
-	} `json:"project,omitempty"`
-	Domain *iamName `json:"domain,omitempty"`
-}
-
-type iamName struct {
-	Name string `json:"name"`
-}
-
+// loginBody asks for a token scoped to the project (by ID or, to look one
+// up, by name), or to the domain for calls scoped to no project.
 func (a *iamAuth) loginBody(projectID, projectName string) []byte {
-	type user struct {
-		Name     string  `json:"name"`
-		Password string  `json:"password"`
-		Domain   iamName `json:"domain"`
+	type obj = map[string]any
+	scope := obj{"domain": obj{"name": a.o.DomainName}}
+	if projectID != "" {
+		scope = obj{"project": obj{"id": projectID}}
+	} else if projectName != "" {
+		scope = obj{"project": obj{"name": projectName}}
 	}
-	var b struct {
-		Auth struct {
-			Identity struct {
-				Methods  []string `json:"methods"`
-				Password struct {
-					User user `json:"user"`
-				} `json:"password"`
-			} `json:"identity"`
-			Scope iamScope `json:"scope"`
-		} `json:"auth"`
-	}
-	b.Auth.Identity.Methods = []string{"password"}
-	b.Auth.Identity.Password.User = user{Name: a.o.UserName, Password: a.o.Password, Domain: iamName{a.o.DomainName}}
-	if projectID == "" && projectName == "" {
-		b.Auth.Scope.Domain = &iamName{a.o.DomainName}
-	} else {
-		b.Auth.Scope.Project = &struct {
-			ID   string `json:"id,omitempty"`
-			Name string `json:"name,omitempty"`
-		}{ID: projectID, Name: projectName}
-	}
-	data, _ := json.Marshal(b) // strings only: cannot fail
+	user := obj{"name": a.o.UserName, "password": a.o.Password, "domain": obj{"name": a.o.DomainName}}
+	data, _ := json.Marshal(obj{"auth": obj{ // strings only: cannot fail
+		"identity": obj{"methods": []string{"password"}, "password": obj{"user": user}},
+		"scope":    scope,
+	}})
 	return data
 }
 
@@ -348,8 +311,7 @@ const metadataTokenTTL = "21600"
 
 // NewECSMetadata signs with the temporary AK/SK of the ECS agency, read from
 // the metadata service and refreshed well before they expire (when half
-// their lifetime, at most 15 minutes, is left). Without HTTPClient it uses
-// its own client that bypasses proxies.
+// their lifetime, at most 15 minutes, is left).
 func NewECSMetadata(o ECSMetadataOptions) Authenticator {
 	if o.Endpoint == "" {
 		o.Endpoint = defaultECSMetadataEndpoint
@@ -358,7 +320,10 @@ func NewECSMetadata(o ECSMetadataOptions) Authenticator {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &ecsAuth{o: o, h: authHTTP{client: o.HTTPClient, observer: o.Observer, noProxy: true}}
+	if o.HTTPClient == nil {
+		o.HTTPClient = newMetadataClient()
+	}
+	return &ecsAuth{o: o, h: authHTTP{env: authEnv{client: o.HTTPClient}}}
 }
 
 type ecsAuth struct {

@@ -478,12 +478,15 @@ func TestECSMetadata(t *testing.T) {
 			s := &metadataServer{clock: clock, life: time.Hour, noToken: noToken}
 			srv := serveMem(t, s, nil)
 			var ecsSeen atomic.Int64
-			auth := NewECSMetadata(ECSMetadataOptions{Endpoint: srv.URL, HTTPClient: memClient(t, nil), Now: clock.Now, Observer: func(ri RequestInfo) {
-				if ri.Endpoint == EndpointECSMetadata {
-					ecsSeen.Add(1)
+			auth := NewECSMetadata(ECSMetadataOptions{Endpoint: srv.URL, HTTPClient: memClient(t, nil), Now: clock.Now})
+			c := newTestClient(t, srv.URL, auth, func(o *CredentialOptions) {
+				o.Now = clock.Now
+				o.Observer = func(ri RequestInfo) {
+					if ri.Endpoint == EndpointECSMetadata {
+						ecsSeen.Add(1)
+					}
 				}
-			}})
-			c := newTestClient(t, srv.URL, auth, func(o *CredentialOptions) { o.Now = clock.Now })
+			})
 			for _, err := range hammerInstances(t, c, 8) {
 				if err != nil {
 					t.Fatal(err)

@@ -2,6 +2,7 @@ package kmsapi
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -107,7 +108,7 @@ func NewCredential(o CredentialOptions) (*Credential, error) {
 		return nil, errors.New("credential " + o.Name + ": no authenticator")
 	}
 	o.IAMEndpoint = strings.TrimRight(o.IAMEndpoint, "/")
-	if o.RequestsPerSecond <= 0 || math.IsNaN(o.RequestsPerSecond) {
+	if !(o.RequestsPerSecond > 0) {
 		o.RequestsPerSecond = DefaultRequestsPerSecond
 	}
 	if o.Concurrency <= 0 {
@@ -116,30 +117,21 @@ func NewCredential(o CredentialOptions) (*Credential, error) {
 	if o.HTTPClient == nil {
 		o.HTTPClient = NewHTTPClient()
 	}
-	if o.UserAgent == "" {
-		o.UserAgent = defaultUserAgent()
-	}
-	if o.AuthPauseMin <= 0 {
-		o.AuthPauseMin = defaultAuthPauseMin
-	}
-	if o.AuthPauseMax <= 0 {
-		o.AuthPauseMax = defaultAuthPauseMax
-	}
-	if o.AuthPauseMax < o.AuthPauseMin {
-		o.AuthPauseMax = o.AuthPauseMin
-	}
+	o.UserAgent = cmp.Or(o.UserAgent, defaultUserAgent())
+	o.AuthPauseMin = cmp.Or(max(o.AuthPauseMin, 0), defaultAuthPauseMin)
+	o.AuthPauseMax = max(cmp.Or(max(o.AuthPauseMax, 0), defaultAuthPauseMax), o.AuthPauseMin)
 	if o.Now == nil {
 		o.Now = time.Now
 	}
 	// A burst of up to Concurrency lets ListKeys send its remaining pages
 	// together; the average stays at RequestsPerSecond.
 	burst := o.Concurrency
-	if rps := int(math.Ceil(o.RequestsPerSecond)); o.RequestsPerSecond < math.MaxInt32 && rps < burst {
-		burst = rps
+	if o.RequestsPerSecond < float64(burst) {
+		burst = max(int(math.Ceil(o.RequestsPerSecond)), 1)
 	}
 	c := &Credential{
 		opts:    o,
-		limiter: rate.NewLimiter(rate.Limit(o.RequestsPerSecond), max(burst, 1)),
+		limiter: rate.NewLimiter(rate.Limit(o.RequestsPerSecond), burst),
 		sem:     make(chan struct{}, o.Concurrency),
 	}
 	if s, ok := o.Auth.(envSetter); ok {

@@ -49,29 +49,11 @@ func parseFlexInt(v jsontext.Value) (int64, error) {
 	return 0, fmt.Errorf("expected a number, got %.40q", v)
 }
 
-// parseInt parses decimal digits without allocating, falling back to
-// strconv.ParseFloat for forms like 1.5e12 that some encoders write.
+// parseInt parses an integer, also in forms like 1.5e12 that some
+// encoders write.
 func parseInt(b []byte) (int64, error) {
-	d := b
-	neg := len(d) > 0 && d[0] == '-'
-	if len(d) > 0 && (d[0] == '-' || d[0] == '+') {
-		d = d[1:]
-	}
-	if len(d) > 0 && len(d) <= 18 {
-		var n int64
-		for _, c := range d {
-			if c < '0' || c > '9' {
-				n = -1
-				break
-			}
-			n = n*10 + int64(c-'0')
-		}
-		if n >= 0 {
-			if neg {
-				n = -n
-			}
-			return n, nil
-		}
+	if n, err := strconv.ParseInt(string(b), 10, 64); err == nil {
+		return n, nil
 	}
 	v, err := strconv.ParseFloat(string(b), 64)
 	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) || v != math.Trunc(v) || math.Abs(v) > 1<<62 {
@@ -138,31 +120,30 @@ func decodeError(endpoint string, status int, format string, args ...any) *Error
 // time a key page takes.
 var decodeOptions = jsontext.AllowDuplicateNames(true)
 
-// unmarshal reads the JSON answer of endpoint from r into v.
-func unmarshal(endpoint string, status int, r io.Reader, v any) error {
+// unmarshal reads the JSON answer of endpoint from r into v, which must
+// then have its member: has says whether it does.
+func unmarshal(endpoint string, status int, r io.Reader, v any, member string, has func() bool) error {
 	if err := json.UnmarshalRead(r, v, decodeOptions); err != nil {
 		return decodeError(endpoint, status, "decoding response: %w", err)
+	}
+	if !has() {
+		return decodeError(endpoint, status, "response lacks %s", member)
 	}
 	return nil
 }
 
-type wireQuotas struct {
-	Quotas *struct {
-		Resources []struct {
-			Type  string  `json:"type"`
-			Used  flexInt `json:"used"`
-			Quota flexInt `json:"quota"`
-		} `json:"resources"`
-	} `json:"quotas"`
-}
-
 func decodeQuotas(r io.Reader) ([]Quota, error) {
-	var w wireQuotas
-	if err := unmarshal(EndpointQuotas, http.StatusOK, r, &w); err != nil {
-		return nil, err
+	var w struct {
+		Quotas *struct {
+			Resources []struct {
+				Type  string  `json:"type"`
+				Used  flexInt `json:"used"`
+				Quota flexInt `json:"quota"`
+			} `json:"resources"`
+		} `json:"quotas"`
 	}
-	if w.Quotas == nil {
-		return nil, decodeError(EndpointQuotas, http.StatusOK, "response lacks quotas")
+	if err := unmarshal(EndpointQuotas, http.StatusOK, r, &w, "quotas", func() bool { return w.Quotas != nil }); err != nil {
+		return nil, err
 	}
 	out := make([]Quota, 0, len(w.Quotas.Resources))
 	for _, r := range w.Quotas.Resources {
@@ -175,11 +156,8 @@ func decodeInstances(r io.Reader) (int64, error) {
 	var w struct {
 		InstanceNum *flexInt `json:"instance_num"`
 	}
-	if err := unmarshal(EndpointInstances, http.StatusOK, r, &w); err != nil {
+	if err := unmarshal(EndpointInstances, http.StatusOK, r, &w, "instance_num", func() bool { return w.InstanceNum != nil }); err != nil {
 		return 0, err
-	}
-	if w.InstanceNum == nil {
-		return 0, decodeError(EndpointInstances, http.StatusOK, "response lacks instance_num")
 	}
 	if *w.InstanceNum < 0 {
 		return 0, decodeError(EndpointInstances, http.StatusOK, "negative instance_num %d", *w.InstanceNum)
@@ -191,11 +169,8 @@ func decodeRegions(r io.Reader) ([]string, error) {
 	var w struct {
 		Regions *[]string `json:"regions"`
 	}
-	if err := unmarshal(EndpointRegions, http.StatusOK, r, &w); err != nil {
+	if err := unmarshal(EndpointRegions, http.StatusOK, r, &w, "regions", func() bool { return w.Regions != nil }); err != nil {
 		return nil, err
-	}
-	if w.Regions == nil {
-		return nil, decodeError(EndpointRegions, http.StatusOK, "response lacks regions")
 	}
 	return *w.Regions, nil
 }
@@ -208,11 +183,8 @@ func decodeProjects(r io.Reader, name string) (string, error) {
 			Name string `json:"name"`
 		} `json:"projects"`
 	}
-	if err := unmarshal(EndpointIAMProjects, http.StatusOK, r, &w); err != nil {
+	if err := unmarshal(EndpointIAMProjects, http.StatusOK, r, &w, "projects", func() bool { return w.Projects != nil }); err != nil {
 		return "", err
-	}
-	if w.Projects == nil {
-		return "", decodeError(EndpointIAMProjects, http.StatusOK, "response lacks projects")
 	}
 	var ids []string
 	for _, p := range *w.Projects {
@@ -240,11 +212,8 @@ func decodeTokenBody(body []byte) (expires time.Time, projectID string, err erro
 			} `json:"project"`
 		} `json:"token"`
 	}
-	if err := unmarshal(EndpointIAMToken, http.StatusCreated, bytes.NewReader(body), &w); err != nil {
+	if err := unmarshal(EndpointIAMToken, http.StatusCreated, bytes.NewReader(body), &w, "token", func() bool { return w.Token != nil }); err != nil {
 		return time.Time{}, "", err
-	}
-	if w.Token == nil {
-		return time.Time{}, "", decodeError(EndpointIAMToken, http.StatusCreated, "response lacks token")
 	}
 	expires, err = parseAPITimestamp(w.Token.ExpiresAt)
 	if err != nil {
@@ -271,13 +240,10 @@ func decodeSecurityKey(body []byte) (securityKey, error) {
 			ExpiresAt     string `json:"expires_at"`
 		} `json:"credential"`
 	}
-	if err := unmarshal(EndpointECSMetadata, http.StatusOK, bytes.NewReader(body), &w); err != nil {
+	if err := unmarshal(EndpointECSMetadata, http.StatusOK, bytes.NewReader(body), &w, "credential", func() bool { return w.Credential != nil }); err != nil {
 		return securityKey{}, err
 	}
 	c := w.Credential
-	if c == nil {
-		return securityKey{}, decodeError(EndpointECSMetadata, http.StatusOK, "response lacks credential")
-	}
 	if c.Access == "" || c.Secret == "" {
 		// Never echo the values: they are secrets.
 		return securityKey{}, decodeError(EndpointECSMetadata, http.StatusOK, "credential lacks access or secret")

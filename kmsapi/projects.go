@@ -86,11 +86,8 @@ func decodeProjectList(body io.Reader) ([]Project, string, error) {
 			Next *string `json:"next"`
 		} `json:"links"`
 	}
-	if err := unmarshal(EndpointIAMProjectList, http.StatusOK, body, &w); err != nil {
+	if err := unmarshal(EndpointIAMProjectList, http.StatusOK, body, &w, "projects", func() bool { return w.Projects != nil }); err != nil {
 		return nil, "", err
-	}
-	if w.Projects == nil {
-		return nil, "", decodeError(EndpointIAMProjectList, http.StatusOK, "response lacks projects")
 	}
 	out := make([]Project, 0, len(*w.Projects))
 	for _, p := range *w.Projects {

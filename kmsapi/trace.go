@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -240,20 +239,4 @@ func (c *Credential) PausedUntil() (until time.Time, cause *Error, paused bool) 
 		return g.until, g.last, true
 	}
 	return time.Time{}, nil, false
-}
-
-// traceAuthCall records a call an authenticator made for itself (IAM login,
-// metadata): resp and err are what the HTTP client returned.
-func traceAuthCall(ctx context.Context, endpoint, method, rawURL string, resp *http.Response, err error, start time.Time) {
-	t := traceFrom(ctx)
-	if t == nil {
-		return
-	}
-	e := traceEvent{endpoint: endpoint, method: method, url: traceURL(rawURL), attempt: 1, took: time.Since(start)}
-	if err != nil {
-		e.err = (&Error{Endpoint: endpoint, Err: err}).Error()
-	} else {
-		e.status, e.reqID = resp.StatusCode, resp.Header.Get("X-Request-Id")
-	}
-	t.add(e)
 }

@@ -77,11 +77,5 @@ type Tag struct {
 	Value string
 }
 
-// keyPage is one page of resource_instances.
-type keyPage struct {
-	Keys  []Key
-	Total int // total_count: keys over all pages
-}
-
 // MaxPageSize is the largest limit resource_instances accepts.
 const MaxPageSize = 1000

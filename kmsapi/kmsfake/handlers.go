@@ -200,56 +200,10 @@ func stringNumber(raw json.RawMessage) (n int, present bool, valid bool) {
 }
 
 func (s *Server) resourceInstances(rw *responder, p *project, body []byte) {
-	var req resourceRequest
-	if err := json.Unmarshal(body, &req); err != nil {
-		rw.kmsError(http.StatusBadRequest, "KMS.0202", "The request body is not valid JSON.")
+	req, limit, offset, ok := parseResourceRequest(rw, body)
+	if !ok {
 		return
 	}
-	if req.Action == nil || *req.Action == "" {
-		rw.kmsError(http.StatusBadRequest, "KMS.0204", "Missing parameter: action.")
-		return
-	}
-	limit, hasLimit, okLimit := stringNumber(req.Limit)
-	offset, hasOffset, okOffset := stringNumber(req.Offset)
-	switch *req.Action {
-	case "count":
-		if hasLimit || hasOffset {
-			rw.kmsError(http.StatusBadRequest, "KMS.0418", "The offset and limit parameters are not allowed with action count.")
-			return
-		}
-	case "filter":
-		if !okLimit || !okOffset {
-			rw.kmsError(http.StatusBadRequest, "KMS.0308", "Invalid parameter: limit and offset must be numeric strings.")
-			return
-		}
-		if !hasLimit {
-			limit = 10
-		}
-		if limit < 1 || limit > kmsapi.MaxPageSize {
-			rw.kmsError(http.StatusBadRequest, "KMS.0308", "Invalid parameter: limit must be 1 to 1000.")
-			return
-		}
-		if offset < 0 {
-			rw.kmsError(http.StatusBadRequest, "KMS.0417", "The offset cannot be negative.")
-			return
-		}
-	default:
-		rw.kmsError(http.StatusBadRequest, "KMS.0308", "Invalid parameter: action must be filter or count.")
-		return
-	}
-	for _, t := range req.Tags {
-		if t.Key == "" || len(t.Key) > 36 {
-			rw.kmsError(http.StatusBadRequest, "KMS.0308", "Invalid parameter: tag key.")
-			return
-		}
-	}
-	for _, m := range req.Matches {
-		if m.Key != "resource_name" || m.Value == "" || len(m.Value) > 255 {
-			rw.kmsError(http.StatusBadRequest, "KMS.0308", "Invalid parameter: matches.")
-			return
-		}
-	}
-
 	idx, all := p.selectKeys(req.Tags, req.Matches)
 	total := len(idx)
 	if all {
@@ -264,13 +218,15 @@ func (s *Server) resourceInstances(rw *responder, p *project, body []byte) {
 	}
 
 	from, to := min(offset, total), min(offset+limit, total)
+	key := func(i int) *keyJSON {
+		if all {
+			return &p.keys[i]
+		}
+		return &p.keys[idx[i]]
+	}
 	size := 64
 	for i := from; i < to; i++ {
-		if all {
-			size += p.keys[i].size()
-		} else {
-			size += p.keys[idx[i]].size()
-		}
+		size += key(i).size()
 	}
 	b := make([]byte, 0, size)
 	b = append(b, `{"resources":[`...)
@@ -278,15 +234,62 @@ func (s *Server) resourceInstances(rw *responder, p *project, body []byte) {
 		if i > from {
 			b = append(b, ',')
 		}
-		k := i
-		if !all {
-			k = idx[i]
-		}
-		b = p.keys[k].appendTo(b, str)
+		b = key(i).appendTo(b, str)
 	}
 	b = append(b, `],"total_count":`...)
 	b = appendNum(b, int64(total), str)
 	rw.raw(http.StatusOK, append(b, '}'))
+}
+
+// parseResourceRequest reads and checks a resource_instances body as the
+// API does, answering the error itself when it is not valid.
+func parseResourceRequest(rw *responder, body []byte) (req resourceRequest, limit, offset int, ok bool) {
+	if err := json.Unmarshal(body, &req); err != nil {
+		rw.kmsError(http.StatusBadRequest, "KMS.0202", "The request body is not valid JSON.")
+		return req, 0, 0, false
+	}
+	if req.Action == nil || *req.Action == "" {
+		rw.kmsError(http.StatusBadRequest, "KMS.0204", "Missing parameter: action.")
+		return req, 0, 0, false
+	}
+	limit, hasLimit, okLimit := stringNumber(req.Limit)
+	offset, hasOffset, okOffset := stringNumber(req.Offset)
+	fail := func(status int, code, msg string) (resourceRequest, int, int, bool) {
+		rw.kmsError(status, code, msg)
+		return req, 0, 0, false
+	}
+	switch *req.Action {
+	case "count":
+		if hasLimit || hasOffset {
+			return fail(http.StatusBadRequest, "KMS.0418", "The offset and limit parameters are not allowed with action count.")
+		}
+	case "filter":
+		if !okLimit || !okOffset {
+			return fail(http.StatusBadRequest, "KMS.0308", "Invalid parameter: limit and offset must be numeric strings.")
+		}
+		if !hasLimit {
+			limit = 10
+		}
+		if limit < 1 || limit > kmsapi.MaxPageSize {
+			return fail(http.StatusBadRequest, "KMS.0308", "Invalid parameter: limit must be 1 to 1000.")
+		}
+		if offset < 0 {
+			return fail(http.StatusBadRequest, "KMS.0417", "The offset cannot be negative.")
+		}
+	default:
+		return fail(http.StatusBadRequest, "KMS.0308", "Invalid parameter: action must be filter or count.")
+	}
+	for _, t := range req.Tags {
+		if t.Key == "" || len(t.Key) > 36 {
+			return fail(http.StatusBadRequest, "KMS.0308", "Invalid parameter: tag key.")
+		}
+	}
+	for _, m := range req.Matches {
+		if m.Key != "resource_name" || m.Value == "" || len(m.Value) > 255 {
+			return fail(http.StatusBadRequest, "KMS.0308", "Invalid parameter: matches.")
+		}
+	}
+	return req, limit, offset, true
 }
 
 func queryInt(r *http.Request, name string, def int) (int, bool) {
