@@ -190,3 +190,26 @@ func TestLandingHostileNameAndMessage(t *testing.T) {
 		t.Errorf("debug log %v:\n%s", h, log)
 	}
 }
+
+// A tag value holding HTML reaches only the text/plain debug log and the
+// metrics, never the page as markup.
+func TestHostileTagValue(t *testing.T) {
+	e := newTestEnv(t, 1)
+	sc := kmsfake.Generate(kmsfake.GenerateOptions{Seed: 21, Projects: 1, KeysPerProject: 3, AccessKey: testAK})
+	sc.Projects[0].Keys[1].Tags = []kmsapi.Tag{{Key: "team", Value: hostile}}
+	fake := kmsfake.Start(sc)
+	t.Cleanup(fake.Close)
+	p := sc.Projects[0]
+	e.writeConfig(t, fmt.Sprintf("credentials:\n  main: {access_key: %s, secret_key: %s, iam_endpoint: %s}\ntargets:\n  - {name: tagged, region: %s, project_id: %s, kms_endpoint: %s}\n",
+		testAK.AK, testAK.SK, fake.URL(), p.Region, p.ID, fake.URL()))
+	if err := e.app.reload(); err != nil {
+		t.Fatal(err)
+	}
+	_, h, log := e.getFull(t, "/probe?target=tagged&debug=true")
+	if !strings.Contains(log, `tag_key="team",tag_value="`+hostile+`"`) || h.Get("Content-Type") != "text/plain; charset=utf-8" || h.Get("X-Content-Type-Options") != "nosniff" {
+		t.Errorf("debug log %v:\n%s", h, log)
+	}
+	if _, page := e.get(t, "/"); strings.Contains(page, "<script>") {
+		t.Errorf("landing page holds a live <script>:\n%s", page)
+	}
+}
