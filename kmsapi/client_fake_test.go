@@ -138,6 +138,9 @@ func TestFakeKeyAttributes(t *testing.T) {
 	k := &sc.Projects[0].Keys[0]
 	k.KeySpec, k.KeyUsage, k.Origin, k.RotationEnabled, k.EnterpriseProjectID = "SM2", "SIGN_VERIFY", "external", "true", "ep-1"
 	k.Expires = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	// Left to the fake to make up.
+	u := &sc.Projects[0].Keys[1]
+	u.KeySpec, u.KeyUsage, u.Origin, u.RotationEnabled, u.EnterpriseProjectID, u.Expires = "", "", "", "", "", time.Time{}
 	for _, enc := range []kmsfake.Encoding{kmsfake.Numeric, kmsfake.Strings} {
 		synctest.Test(t, func(t *testing.T) {
 			srv := start(t, sc)
@@ -152,8 +155,8 @@ func TestFakeKeyAttributes(t *testing.T) {
 				g.EnterpriseProjectID != "ep-1" || !g.Expires.Equal(k.Expires) {
 				t.Errorf("encoding %v: got %+v", enc, g)
 			}
-			// Made up by the fake: no rotation member, no expiry.
-			if g := keys[1]; g.KeySpec == "" || g.KeyUsage != "ENCRYPT_DECRYPT" || g.Origin == "" || g.RotationEnabled != "" || g.EnterpriseProjectID != "0" || !g.Expires.IsZero() {
+			// Made up by the fake: rotation off, no expiry.
+			if g := keys[1]; g.KeySpec == "" || g.KeyUsage != "ENCRYPT_DECRYPT" || g.Origin == "" || g.RotationEnabled != "false" || g.EnterpriseProjectID != "0" || !g.Expires.IsZero() {
 				t.Errorf("encoding %v: got %+v", enc, g)
 			}
 		})

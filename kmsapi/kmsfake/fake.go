@@ -85,6 +85,20 @@ const (
 	Strings
 )
 
+// Detail chooses the members of resource_detail in key pages.
+type Detail int
+
+const (
+	// DetailFull has the 17 fields of the official SDK's model (the 9 of
+	// the documented example plus realm, key_spec, key_usage, origin,
+	// key_rotation_enabled, sys_enterprise_project_id, keystore_id and
+	// expiration_time), and key_label and partition_type, which live
+	// answers add.
+	DetailFull Detail = iota
+	// DetailExample has only the 9 fields of the documentation's example.
+	DetailExample
+)
+
 // GenerateOptions shape a generated scenario.
 type GenerateOptions struct {
 	Seed           int64

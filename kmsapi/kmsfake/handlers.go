@@ -210,6 +210,9 @@ func (s *Server) resourceInstances(rw *responder, p *project, body []byte) {
 		total = len(p.keys)
 	}
 	str := s.useStrings()
+	s.mu.Lock()
+	detail := s.detail
+	s.mu.Unlock()
 	if *req.Action == "count" {
 		b := []byte(`{"resources":null,"total_count":`)
 		b = appendNum(b, int64(total), str)
@@ -234,7 +237,7 @@ func (s *Server) resourceInstances(rw *responder, p *project, body []byte) {
 		if i > from {
 			b = append(b, ',')
 		}
-		b = key(i).appendTo(b, str)
+		b = key(i).appendTo(b, str, detail)
 	}
 	b = append(b, `],"total_count":`...)
 	b = appendNum(b, int64(total), str)

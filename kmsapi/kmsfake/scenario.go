@@ -110,7 +110,7 @@ func (g gen) randomState() kmsapi.KeyState {
 }
 
 func defaultKey(g gen, domainID, alias string, now time.Time) kmsapi.Key {
-	return kmsapi.Key{
+	k := kmsapi.Key{
 		ID:           g.uuid(),
 		Alias:        alias,
 		Description:  "Default master key for " + alias[:len(alias)-len("/default")],
@@ -121,6 +121,8 @@ func defaultKey(g gen, domainID, alias string, now time.Time) kmsapi.Key {
 		KeyType:      1,
 		Created:      now.Add(-time.Duration(1000+g.r.IntN(1000)) * 24 * time.Hour).Truncate(time.Millisecond),
 	}
+	setDefaultKeyAttributes(&k)
+	return k
 }
 
 // finish sets quotas and the instance count from the keys: service default
@@ -184,7 +186,9 @@ func Generate(o GenerateOptions) Scenario {
 			if c := j - defaults; n-defaults >= 10 && c < len(forced) {
 				st = forced[c]
 			}
-			p.Keys = append(p.Keys, g.customerKey(domainID, o.Now, j, st))
+			k := g.customerKey(domainID, o.Now, j, st)
+			setAttributes(&k, j, o.Now)
+			p.Keys = append(p.Keys, k)
 		}
 		limit := int64(n) + int64(n)/4 + 20
 		limit -= limit % 10
@@ -272,6 +276,8 @@ func Demo(now time.Time) Scenario {
 				st = kmsapi.StateEnabled
 			}
 			k := g.customerKey(domainID, now, i+1, st)
+			// Shifted per project, so that projects differ.
+			setAttributes(&k, i+1+9*pi, now)
 			// Fixed tags rather than random ones, so the dashboards look the
 			// same on every run.
 			k.Tags = []kmsapi.Tag{

@@ -84,6 +84,7 @@ type Server struct {
 	counts      map[string]int
 	total       int
 	encoding    Encoding
+	detail      Detail
 	tokenTTL    time.Duration
 	tokens      map[string]*token
 	metaTokens  map[string]time.Time
@@ -244,6 +245,14 @@ func (s *Server) SetEncoding(e Encoding) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.encoding = e
+}
+
+// SetDetail chooses the members of resource_detail in key pages from now
+// on (default DetailFull).
+func (s *Server) SetDetail(d Detail) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.detail = d
 }
 
 // SetTokenTTL sets the lifetime of IAM tokens issued from now on (default 24h).
