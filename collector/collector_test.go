@@ -23,7 +23,11 @@ var (
 	testUser  = kmsfake.User{Domain: "test-domain", Name: "test-user", Password: "test-password"}
 	testAgent = kmsfake.AccessKey{AK: "TESTAGENCYAK00000000", SK: "test-agency-secret-0000000000000000000", SecurityToken: "test-agency-token"}
 	deletion1 = time.Date(2025, 6, 3, 0, 0, 0, 0, time.UTC)
+	material1 = time.Date(2025, 7, 1, 0, 0, 0, 0, time.UTC)
 )
+
+// epPayments is an enterprise project besides the default one ("0").
+const epPayments = "6b8e4a2c-1f3d-4e5a-9b7c-0d2e4f6a8b1c"
 
 // testScenario is one small project whose every metric value is known.
 func testScenario() kmsfake.Scenario {
@@ -41,9 +45,12 @@ func testScenario() kmsfake.Scenario {
 			},
 			Instances: 6,
 			Keys: []kmsapi.Key{
-				{ID: "k1", Alias: "pay", State: kmsapi.StateEnabled, Tags: []kmsapi.Tag{{Key: "env", Value: "prod"}, {Key: "team", Value: "pay"}}},
-				{ID: "k2", Alias: "data", State: kmsapi.StateEnabled, Tags: []kmsapi.Tag{{Key: "env", Value: "prod"}, {Key: "note", Value: "a \"quoted\"\nvalue"}}},
-				{ID: "k3", Alias: "dev", State: kmsapi.StateDisabled, Tags: []kmsapi.Tag{{Key: "env", Value: "dev"}}},
+				{ID: "k1", Alias: "pay", State: kmsapi.StateEnabled, KeyType: 1, KeySpec: "SM4", RotationEnabled: "true", EnterpriseProjectID: epPayments,
+					Tags: []kmsapi.Tag{{Key: "env", Value: "prod"}, {Key: "team", Value: "pay"}}},
+				{ID: "k2", Alias: "data", State: kmsapi.StateEnabled, KeyType: 2, KeySpec: "EC_P256", KeyUsage: "SIGN_VERIFY",
+					Tags: []kmsapi.Tag{{Key: "env", Value: "prod"}, {Key: "note", Value: "a \"quoted\"\nvalue"}}},
+				{ID: "k3", Alias: "dev", State: kmsapi.StateDisabled, KeyType: 1, Origin: "external", Expires: material1, EnterpriseProjectID: epPayments,
+					Tags: []kmsapi.Tag{{Key: "env", Value: "dev"}}},
 				{ID: "k4", Alias: "old-db", State: kmsapi.StatePendingDeletion, ScheduledDeletion: deletion1, Tags: []kmsapi.Tag{{Key: "env", Value: "prod"}}},
 				{ID: "k5", Alias: "new", State: kmsapi.StatePendingActivation},
 				{ID: "k6", Alias: "byok", State: kmsapi.StatePendingImport},
@@ -60,6 +67,7 @@ var comparable = []string{
 	"kms_up", "kms_scrape_collector_success", "kms_quota_limit", "kms_quota_used", "kms_cmk_instances",
 	"kms_keys", "kms_default_keys", "kms_keys_by_tag", "kms_keys_by_tag_dropped_series",
 	"kms_key_scheduled_deletion_timestamp_seconds", "kms_cross_region_info",
+	"kms_keys_by_spec", "kms_keys_by_enterprise_project", "kms_key_material_expiration_timestamp_seconds",
 }
 
 type fixture struct {

@@ -5,12 +5,14 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/kms-exporter/kms_exporter/kmsapi"
 )
 
 // Keys exports the resource_instances endpoint: the keys, counted by state,
-// default flag and tag, and the keys pending deletion.
+// default flag, tag, spec and enterprise project, the keys pending deletion
+// and the imported key material that expires.
 const Keys = "keys"
 
 type keysCollector struct {
@@ -19,6 +21,7 @@ type keysCollector struct {
 	pages   sync.Map // target name -> key pages of its last listing
 
 	keys, defaults, byTag, dropped, deletion *desc
+	bySpec, byProject, expiration            *desc
 }
 
 func newKeys(o Options) collector {
@@ -31,6 +34,10 @@ func newKeys(o Options) collector {
 		byTag:    newDesc("kms_keys_by_tag", "Number of keys carrying the tag (allowed tag keys only, capped per target).", ttl, "tag_key", "tag_value"),
 		dropped:  newDesc("kms_keys_by_tag_dropped_series", "Number of kms_keys_by_tag series not exported because of the cap.", ttl),
 		deletion: newDesc("kms_key_scheduled_deletion_timestamp_seconds", "When the key pending deletion will be deleted, in Unix seconds.", ttl, "key_id", "key_alias"),
+		bySpec: newDesc("kms_keys_by_spec", "Number of keys by key spec, usage, origin of the key material (kms, external) and rotation; unknown where the API leaves a field out.", ttl,
+			"key_spec", "key_usage", "origin", "rotation_enabled"),
+		byProject:  newDesc("kms_keys_by_enterprise_project", "Number of keys by enterprise project (0 is the default one; unknown where the API leaves it out).", ttl, "enterprise_project_id"),
+		expiration: newDesc("kms_key_material_expiration_timestamp_seconds", "When the imported key material of the key expires, in Unix seconds.", ttl, "key_id", "key_alias"),
 	}
 }
 
@@ -43,7 +50,7 @@ func (c *keysCollector) calls(target string) int {
 }
 
 func (c *keysCollector) descs() []*desc {
-	return []*desc{c.keys, c.defaults, c.byTag, c.dropped, c.deletion}
+	return []*desc{c.keys, c.defaults, c.byTag, c.dropped, c.deletion, c.bySpec, c.byProject, c.expiration}
 }
 
 func (c *keysCollector) fetch(ctx context.Context, client *kmsapi.Client, t *Target) (emitFunc, error) {
@@ -71,17 +78,29 @@ func (c *keysCollector) emit(gauge gaugeFunc, s *keySummary) {
 	for _, del := range s.deletions {
 		gauge(c.deletion, del.at, del.id, del.alias)
 	}
+	for _, sc := range s.specs {
+		gauge(c.bySpec, sc.n, sc.spec.KeySpec, sc.spec.KeyUsage, sc.spec.Origin, sc.spec.RotationEnabled)
+	}
+	for _, pc := range s.projects {
+		gauge(c.byProject, pc.n, pc.id)
+	}
+	for _, exp := range s.expirations {
+		gauge(c.expiration, exp.at, exp.id, exp.alias)
+	}
 }
 
 // keySummary is everything the keys collector exports, derived from one
 // listing in one pass. It is what the cache holds, so a cached scrape costs
 // nothing per key and the key list itself is garbage as soon as it is summarised.
 type keySummary struct {
-	states    [len(stateNames)]float64 // by stateIndex
-	defaults  float64
-	tags      []tagCount // exported series, most keys first
-	dropped   float64    // tag series over the cap
-	deletions []deletion // sorted by key ID
+	states      [len(stateNames)]float64 // by stateIndex
+	defaults    float64
+	tags        []tagCount     // exported series, most keys first
+	dropped     float64        // tag series over the cap
+	deletions   []keyTime      // sorted by key ID
+	specs       []specCount    // sorted by labels
+	projects    []projectCount // sorted by enterprise project ID
+	expirations []keyTime      // sorted by key ID
 }
 
 // stateNames are the kms_keys{state} values; every one but "unknown" is
@@ -109,9 +128,15 @@ type tagCount struct {
 	n          float64
 }
 
-type deletion struct {
+// keyTime is a point in time of one key: its scheduled deletion, or when
+// its key material expires.
+type keyTime struct {
 	id, alias string
 	at        float64 // Unix seconds
+}
+
+func newKeyTime(k *kmsapi.Key, at time.Time) keyTime {
+	return keyTime{id: validUTF8(k.ID), alias: validUTF8(k.Alias), at: float64(at.UnixMilli()) / 1e3}
 }
 
 // summarizeKeys counts keys by state, default flag and allowed tag (all tags
@@ -122,6 +147,8 @@ func summarizeKeys(keys []kmsapi.Key, allowed []string, maxTags int) *keySummary
 	s := &keySummary{}
 	// Keyed by the decoded strings themselves: no per-key allocation.
 	counts := map[kmsapi.Tag]int{}
+	specs := map[keySpec]int{}
+	projects := map[string]int{}
 	for i := range keys {
 		k := &keys[i]
 		s.states[stateIndex(k.State)]++
@@ -129,12 +156,13 @@ func summarizeKeys(keys []kmsapi.Key, allowed []string, maxTags int) *keySummary
 			s.defaults++
 		}
 		if k.State == kmsapi.StatePendingDeletion && !k.ScheduledDeletion.IsZero() {
-			s.deletions = append(s.deletions, deletion{
-				id:    validUTF8(k.ID),
-				alias: validUTF8(k.Alias),
-				at:    float64(k.ScheduledDeletion.UnixMilli()) / 1e3,
-			})
+			s.deletions = append(s.deletions, newKeyTime(k, k.ScheduledDeletion))
 		}
+		if !k.Expires.IsZero() {
+			s.expirations = append(s.expirations, newKeyTime(k, k.Expires))
+		}
+		specs[keySpecOf(k)]++
+		projects[k.EnterpriseProjectID]++
 		for _, t := range k.Tags {
 			if tagAllowed(allowed, t.Key) {
 				counts[t]++
@@ -171,18 +199,25 @@ func summarizeKeys(keys []kmsapi.Key, allowed []string, maxTags int) *keySummary
 	}
 	s.tags = all
 
-	// A key seen twice (the listing shifted between pages) must not become
-	// a duplicate series.
-	sort.Slice(s.deletions, func(i, j int) bool { return s.deletions[i].id < s.deletions[j].id })
-	out := s.deletions[:0]
-	for i, d := range s.deletions {
-		if i > 0 && d.id == s.deletions[i-1].id {
+	s.deletions = uniqueByID(s.deletions)
+	s.expirations = uniqueByID(s.expirations)
+	s.specs = countSpecs(specs)
+	s.projects = countProjects(projects)
+	return s
+}
+
+// uniqueByID sorts key times by key ID, one per key: a key listed twice
+// must not become a duplicate series.
+func uniqueByID(ts []keyTime) []keyTime {
+	sort.Slice(ts, func(i, j int) bool { return ts[i].id < ts[j].id })
+	out := ts[:0]
+	for i, t := range ts {
+		if i > 0 && t.id == ts[i-1].id {
 			continue
 		}
-		out = append(out, d)
+		out = append(out, t)
 	}
-	s.deletions = out
-	return s
+	return out
 }
 
 func tagAllowed(allowed []string, key string) bool {

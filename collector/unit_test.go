@@ -38,7 +38,7 @@ func TestSummarizeKeys(t *testing.T) {
 	if fmt.Sprint(s.tags) != fmt.Sprint(want) || s.dropped != 1 {
 		t.Errorf("tags = %v dropped %v, want %v dropped 1", s.tags, s.dropped, want)
 	}
-	wantDel := []deletion{{"k4", "gone2", 1700003600.5}, {"k5", "gone", 1700000000.5}}
+	wantDel := []keyTime{{"k4", "gone2", 1700003600.5}, {"k5", "gone", 1700000000.5}}
 	if fmt.Sprint(s.deletions) != fmt.Sprint(wantDel) {
 		t.Errorf("deletions = %v, want %v", s.deletions, wantDel)
 	}
