@@ -42,9 +42,7 @@ func (a *app) recordScrape(ctx context.Context, res collector.Result) {
 		start:     res.Start,
 		duration:  res.Duration,
 		trace:     res.Trace,
-	}
-	for _, f := range res.Failures {
-		rec.failures = append(rec.failures, failure{collector: f.Collector, err: f.Err})
+		failures:  res.Failures,
 	}
 	if l := a.cur.Load(); l != nil {
 		rec.credential = l.targetCredential[res.Target]
@@ -69,7 +67,7 @@ func (a *app) recordScrape(ctx context.Context, res collector.Result) {
 
 // serveProbeDebug answers /probe?target=NAME&debug=true: the scrape is made
 // as for /probe, and its debug log is the answer.
-func (a *app) serveProbeDebug(w http.ResponseWriter, r *http.Request, c prometheus.Collector, si *scrapeInfo) {
+func (a *app) serveProbeDebug(w http.ResponseWriter, c prometheus.Collector, si *scrapeInfo) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(c)
 	if _, err := reg.Gather(); err != nil {
@@ -122,7 +120,7 @@ func writeDebugLog(w http.ResponseWriter, rec *scrapeRecord) {
 	} else {
 		fmt.Fprintln(b, "Failed collectors:")
 		for _, f := range rec.failures {
-			fmt.Fprintf(b, "  %s: %v\n", f.collector, f.err)
+			fmt.Fprintf(b, "  %s: %v\n", f.Collector, f.Err)
 		}
 	}
 	fmt.Fprintln(b, "\nAPI calls, in order (at: time since the scrape began; waits before the attempt):")

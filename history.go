@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/kms-exporter/kms_exporter/collector"
 	"github.com/kms-exporter/kms_exporter/kmsapi"
 )
 
@@ -26,15 +27,9 @@ type scrapeRecord struct {
 	start      time.Time
 	duration   time.Duration
 	families   []*dto.MetricFamily // the target's metrics, sorted by name
-	failures   []failure           // failed collectors, in report order
+	failures   []collector.Failure // failed collectors, in report order
 	trace      *kmsapi.Trace       // the API calls; nil when none were traced
 	summary    summary
-}
-
-// failure is one collector that failed, with the error as returned.
-type failure struct {
-	collector string
-	err       error
 }
 
 // summary is what the landing page shows of a scrape, read from its metrics.
@@ -197,14 +192,14 @@ type apiError struct {
 	Message   string
 }
 
-func describeFailure(f failure) apiError {
-	e := apiError{Collector: f.collector, Message: f.err.Error()}
+func describeFailure(f collector.Failure) apiError {
+	e := apiError{Collector: f.Collector, Message: f.Err.Error()}
 	var ae *kmsapi.Error
-	if errors.As(f.err, &ae) {
+	if errors.As(f.Err, &ae) {
 		e.Endpoint, e.Status, e.Code, e.RequestID = ae.Endpoint, ae.StatusCode, ae.Code, ae.RequestID
 		// A wrapped API error (the credential's pause names the failure
 		// that caused it) keeps its whole story.
-		if error(ae) == f.err {
+		if error(ae) == f.Err {
 			switch {
 			case ae.Message != "":
 				e.Message = ae.Message

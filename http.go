@@ -187,7 +187,7 @@ func (a *app) serveProbe(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.URL.Query().Get("debug") == "true" {
-		a.serveProbeDebug(w, r, c, si)
+		a.serveProbeDebug(w, c, si)
 		return
 	}
 	reg := prometheus.NewRegistry()

@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/exporter-toolkit/web"
 
+	"github.com/kms-exporter/kms_exporter/collector"
 	"github.com/kms-exporter/kms_exporter/kmsapi"
 )
 
@@ -248,13 +249,13 @@ func upText(v float64) string {
 	return ""
 }
 
-func failedNames(fs []failure) string {
+func failedNames(fs []collector.Failure) string {
 	s := ""
 	for i, f := range fs {
 		if i > 0 {
 			s += ", "
 		}
-		s += f.collector
+		s += f.Collector
 	}
 	return s
 }

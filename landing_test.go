@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/exporter-toolkit/web"
 
+	"github.com/kms-exporter/kms_exporter/collector"
 	"github.com/kms-exporter/kms_exporter/kmsapi"
 )
 
@@ -32,7 +33,7 @@ func renderLanding(t *testing.T, v landingView) string {
 	return rec.Body.String()
 }
 
-func record(t *testing.T, target string, start time.Time, failures []failure, metrics ...prometheus.Metric) *scrapeRecord {
+func record(t *testing.T, target string, start time.Time, failures []collector.Failure, metrics ...prometheus.Metric) *scrapeRecord {
 	t.Helper()
 	fams, err := gatherMetrics(metrics)
 	if err != nil {
@@ -56,7 +57,7 @@ func TestLandingTable(t *testing.T) {
 	h.add(record(t, "high", now.Add(-time.Minute), nil, quota(41, 50)...))
 	h.add(record(t, "fine", now.Add(-time.Minute), nil, append(quota(5, 20), gauge("kms_keys", 0, "state", "pending_deletion"))...))
 	denied := &kmsapi.Error{Endpoint: kmsapi.EndpointResourceInstances, StatusCode: 403, Code: "KMS.0306", Message: "No permission to perform the operation.", RequestID: "req-403"}
-	h.add(record(t, "failing", now.Add(-time.Minute), []failure{{"keys", denied}}, gauge("kms_up", 0)))
+	h.add(record(t, "failing", now.Add(-time.Minute), []collector.Failure{{Collector: "keys", Err: denied}}, gauge("kms_up", 0)))
 	v := landingView{now: now, metricsPath: "/metrics", history: h, historyLimit: 10, targets: []targetInfo{
 		{Name: "full", Region: "cn-north-4", ProjectID: "p-full", Credential: "prod"},
 		{Name: "high", Region: "cn-north-4", ProjectID: "p-high", Credential: "prod"},
@@ -100,7 +101,7 @@ func TestLandingTable(t *testing.T) {
 func TestLandingEscapesHostileText(t *testing.T) {
 	h := newHistory(10)
 	err := &kmsapi.Error{Endpoint: kmsapi.EndpointQuotas, StatusCode: 500, Code: hostile, Message: hostile, RequestID: hostile}
-	h.add(record(t, hostile, t0, []failure{{"quotas", err}, {"regions", errors.New(hostile)}}, gauge("kms_up", 1)))
+	h.add(record(t, hostile, t0, []collector.Failure{{Collector: "quotas", Err: err}, {Collector: "regions", Err: errors.New(hostile)}}, gauge("kms_up", 1)))
 	page := renderLanding(t, landingView{now: t0, history: h, historyLimit: 10, targets: []targetInfo{
 		{Name: hostile, Region: hostile, ProjectID: hostile, Credential: hostile},
 	}})
