@@ -33,11 +33,11 @@ echo "== CPU and allocations per scrape, exposition encoding, peak heap (count $
 (cd bench && "$bt" -test.run '^$' -test.bench '^Benchmark(Collect|CollectTargets|Encode|PeakHeap)$' \
 	-test.benchmem -test.count "$count" -test.benchtime 1s) | tee "$out/cpu.txt"
 
-echo "== decoding one 1000-key page (kmsapi)"
-$GO test -run '^$' -bench '^BenchmarkDecodeKeyPage1000$' -benchmem -count "$count" ./kmsapi/ | tee "$out/decode.txt" ||
+echo "== decoding one 1000-key page, synthetic and realistic (kmsapi)"
+$GO test -run '^$' -bench '^BenchmarkDecode(Realistic)?KeyPage1000$' -benchmem -count "$count" ./kmsapi/ | tee "$out/decode.txt" ||
 	echo "kmsapi benchmark failed; its figures are left out" >&2
 
-echo "== scrape latency against the fake with 50 ms per request"
+echo "== scrape latency against the fake with 50 ms per request, and a minimal client's"
 (cd bench && "$bt" -test.run '^$' -test.bench '^BenchmarkScrapeLatency$' -test.benchtime 1x -test.v) |
 	grep -v '^=== ' | tee "$out/latency.txt"
 
