@@ -35,7 +35,7 @@ type app struct {
 
 	demo       *kmsfake.Server // --demo only
 	demoData   kmsfake.Scenario
-	httpClient *http.Client // nil: kmsapi's default
+	httpClient *http.Client // every API call's, metadata included; nil: kmsapi's defaults
 
 	history *history // recent scrapes, kept across reloads
 

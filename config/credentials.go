@@ -13,7 +13,7 @@ type BuildOptions struct {
 	IAMEndpoint       string // for credentials that set no iam_endpoint
 	RequestsPerSecond float64
 	Concurrency       int
-	HTTPClient        *http.Client // nil: kmsapi's default
+	HTTPClient        *http.Client // every call's, metadata included; nil: kmsapi's defaults
 	Observer          kmsapi.Observer
 }
 
@@ -53,7 +53,7 @@ func BuildCredentials(c *Config, prev *Credentials, o BuildOptions) (*Credential
 				continue
 			}
 		}
-		auth, err := cr.authenticator(iamEndpoint)
+		auth, err := cr.authenticator(iamEndpoint, o.HTTPClient)
 		if err != nil {
 			return nil, fmt.Errorf("credentials.%s: %w", name, err)
 		}
@@ -81,7 +81,7 @@ func sameSettings(a, b *Credential) bool {
 	return reflect.DeepEqual(a, b)
 }
 
-func (c *Credential) authenticator(iamEndpoint string) (kmsapi.Authenticator, error) {
+func (c *Credential) authenticator(iamEndpoint string, client *http.Client) (kmsapi.Authenticator, error) {
 	switch c.Kind() {
 	case KindAKSK:
 		return kmsapi.NewAKSK(c.AccessKey, string(c.SecretKey), string(c.SecurityToken)), nil
@@ -93,7 +93,8 @@ func (c *Credential) authenticator(iamEndpoint string) (kmsapi.Authenticator, er
 			Password:    string(c.IAM.Password),
 		}), nil
 	case KindECSMetadata:
-		return kmsapi.NewECSMetadata(kmsapi.ECSMetadataOptions{Endpoint: c.MetadataEndpoint}), nil
+		// nil: kmsapi's own client, which bypasses proxies.
+		return kmsapi.NewECSMetadata(kmsapi.ECSMetadataOptions{Endpoint: c.MetadataEndpoint, HTTPClient: client}), nil
 	}
 	return nil, fmt.Errorf("no secret")
 }
