@@ -38,8 +38,9 @@ run-demo: build
 bench:
 	./bench/run.sh
 
+# The end-to-end test runs the binary make build stamped.
 e2e: build
-	$(GO) test -tags e2e -count=1 -v -timeout 10m ./e2e/...
+	KMS_EXPORTER=$(CURDIR)/$(BINARY) $(GO) test -tags e2e -count=1 -v -timeout 10m ./e2e/...
 
 # The files rendered from deploy/mixin (render.jsonnet names them).
 JSONNET   ?= jsonnet

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/kms-exporter/kms_exporter/internal/memnet"
 	"github.com/kms-exporter/kms_exporter/kmsapi/kmsfake"
 )
 
@@ -14,14 +15,14 @@ import (
 // headers to /probe: it never panics, answers 200 with metrics for a
 // configured target and 400 with a plain-text reason otherwise.
 func FuzzProbeQuery(f *testing.F) {
-	sc := kmsfake.Generate(kmsfake.GenerateOptions{Seed: 11, Projects: 2, KeysPerProject: 5, AccessKey: relAK})
-	fake := kmsfake.Start(sc)
-	f.Cleanup(fake.Close)
-	cfg := akskConfig(relAK, fake.URL(), fake.URL(), sc.Projects[:1])
+	sc := kmsfake.Generate(kmsfake.GenerateOptions{Seed: 11, Projects: 2, KeysPerProject: 5, AccessKey: testAK})
+	n := &memnet.Network{}
+	fake := serveFake(f, n, "kms.test", sc, nil)
+	cfg := akskConfig(testAK, fake.URL(), fake.URL(), sc.Projects[:1])
 	// A second target whose name needs escaping everywhere it is echoed.
 	cfg += "  - name: \"we\\\"ird <b>&amp; name\"\n    region: " + sc.Projects[1].Region + "\n    project_id: " + sc.Projects[1].ID + "\n    kms_endpoint: " + fake.URL() + "\n"
 	// Results are reused, so that fuzzing measures the handler, not the fake.
-	e := startExporter(f, cfg, "--kms.cache-ttl=1h", "--log.level=error")
+	e := startExporter(f, n, nil, cfg, "--kms.cache-ttl=1h", "--log.level=error")
 	h := e.app.handler()
 	for _, seed := range []struct{ query, timeout string }{
 		{"target=t0", ""},

@@ -4,19 +4,23 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"testing/synctest"
 )
 
 // A reload must not undo the pause after an authentication failure: with a
 // wrong secret, every reload of an unchanged config would otherwise let one
 // more failing request through, and five lock the AK for five minutes.
 func TestReloadKeepsCredentialPause(t *testing.T) {
+	synctest.Test(t, testReloadKeepsCredentialPause)
+}
+
+func testReloadKeepsCredentialPause(t *testing.T) {
 	e := newTestEnv(t, 1)
 	wrong := strings.Replace(e.configYAML(1), testAK.SK, "wrong-"+testAK.SK, 1)
 	e.writeConfig(t, wrong)
 	reload := func() {
 		t.Helper()
-		req, _ := http.NewRequest("POST", e.srv.URL+"/-/reload", nil)
-		if code, body := do(t, req); code != http.StatusOK {
+		if code, body := e.reload(t); code != http.StatusOK {
 			t.Fatalf("reload: %d %s", code, body)
 		}
 	}

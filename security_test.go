@@ -1,34 +1,25 @@
 package main
 
-// Security tests (issue 6): no secret in any output, served safely.
+// Security tests: no secret in any output, served safely.
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
-	"time"
+	"testing/synctest"
 
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/kms-exporter/kms_exporter/internal/syncbuf"
+	"github.com/kms-exporter/kms_exporter/internal/memnet"
 	"github.com/kms-exporter/kms_exporter/kmsapi/kmsfake"
 )
 
@@ -73,14 +64,17 @@ func leaks(out string) []string {
 // and bad configs at debug level, and searches everything the exporter
 // wrote or answered for the secrets.
 func TestNoSecretInAnyOutput(t *testing.T) {
+	synctest.Test(t, testNoSecretInAnyOutput)
+}
+
+func testNoSecretInAnyOutput(t *testing.T) {
 	sc := kmsfake.Generate(kmsfake.GenerateOptions{Seed: 7, Projects: 5, KeysPerProject: 10, AccessKey: secPerm})
 	sc.AccessKeys = append(sc.AccessKeys, secTemp)
 	sc.Users = []kmsfake.User{secUser}
 	agency := secAgency
 	sc.Agency = &agency
-	fake := kmsfake.Start(sc)
-	t.Cleanup(fake.Close)
-	u := fake.URL()
+	n := &memnet.Network{}
+	u := serveFake(t, n, "kms.test", sc, nil).URL()
 
 	dir := t.TempDir()
 	for name, content := range map[string]string{"perm_sk": secPerm.SK + "\n", "temp_token": secTemp.SecurityToken + "\n", "user_pw": secUser.Password + "\n"} {
@@ -110,20 +104,16 @@ targets:
 		secPerm.AK, secWrong, u,
 		p[0].Region, p[0].ID, u, p[1].Region, p[1].ID, u, p[2].Region, u, p[3].Region, p[3].ID, u, p[4].Region, p[4].ID, u)
 
-	e := startExporter(t, good)
-	cfgPath := e.app.s.configFile
+	e := startExporter(t, n, nil, good)
 	outputs := map[string]string{}
 	get := func(path string) (int, string) {
-		code, body, _ := e.scrape(t, path, "5")
+		code, body := e.get(t, path)
 		outputs["GET "+path] += body
 		return code, body
 	}
 	reload := func(name, content string) (int, string) {
-		if err := os.WriteFile(cfgPath, []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		req, _ := http.NewRequest("POST", e.srv.URL+"/-/reload", nil)
-		code, body := do(t, req)
+		e.writeConfig(t, content)
+		code, body := e.reload(t)
 		outputs["POST /-/reload "+name] = body
 		return code, body
 	}
@@ -205,34 +195,19 @@ targets:
 
 	// The single-target mode reads its secrets from the environment.
 	env := map[string]string{"HUAWEICLOUD_SDK_AK": secTemp.AK, "HUAWEICLOUD_SDK_SK": secTemp.SK, "HUAWEICLOUD_SDK_SECURITY_TOKEN": secTemp.SecurityToken}
-	s, _, err := parseFlags([]string{"--kms.region=" + p[1].Region, "--kms.project-id=" + p[1].ID, "--kms.endpoint=" + u, "--log.level=debug"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	envLogs := &syncbuf.Buffer{}
-	logger, _ := newLogger(envLogs, "debug", "logfmt")
-	a, err := newApp(s, logger, func(k string) string { return env[k] })
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.reload(); err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(a.handler())
-	defer srv.Close()
-	req, _ := http.NewRequest("GET", srv.URL+"/metrics", nil)
-	code, body = do(t, req)
+	envExp := startExporter(t, n, func(k string) string { return env[k] }, "", "--kms.region="+p[1].Region, "--kms.project-id="+p[1].ID, "--kms.endpoint="+u)
+	code, body = envExp.get(t, "/metrics")
 	if v, _ := value(parse(t, body), "kms_up", map[string]string{"project_id": p[1].ID}); code != 200 || v != 1 {
 		t.Errorf("single target from the environment: %d, kms_up %v", code, v)
 	}
 	outputs["env /metrics"] = body
 	delete(env, "HUAWEICLOUD_SDK_AK")
-	if err := a.reload(); err == nil {
+	if err := envExp.app.reload(); err == nil {
 		t.Error("reload without HUAWEICLOUD_SDK_AK accepted")
 	} else {
 		outputs["env reload error"] = err.Error()
 	}
-	outputs["env logs"] = envLogs.String()
+	outputs["env logs"] = envExp.logs.String()
 	outputs["logs"] = e.logs.String()
 
 	for name, out := range outputs {
@@ -259,127 +234,15 @@ func debugLogs(outputs map[string]string) []string {
 	return logs
 }
 
-// buildBinary builds kms_exporter into dir.
-func buildBinary(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "kms_exporter")
-	build := exec.Command(goBinary(t), "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
-// runningBinary is a started kms_exporter process.
-type runningBinary struct {
-	cmd     *exec.Cmd
-	stderr  *syncbuf.Buffer
-	exited  chan struct{} // closed once the process is gone
-	exitErr error         // cmd.Wait's answer, set before exited closes
-}
-
-func startBinary(t *testing.T, bin string, args ...string) *runningBinary {
-	t.Helper()
-	r := &runningBinary{stderr: &syncbuf.Buffer{}, exited: make(chan struct{})}
-	r.cmd = exec.Command(bin, args...)
-	r.cmd.Stderr = r.stderr
-	if err := r.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		r.exitErr = r.cmd.Wait()
-		close(r.exited)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-r.exited:
-		default:
-			r.cmd.Process.Kill()
-			<-r.exited
-		}
-	})
-	return r
-}
-
-// wait waits up to 30s for the process to exit and returns how it did.
-func (r *runningBinary) wait(t *testing.T) error {
-	t.Helper()
-	select {
-	case <-r.exited:
-		return r.exitErr
-	case <-time.After(30 * time.Second):
-		t.Fatalf("still running after 30s\n%s", r.stderr)
-	}
-	return nil
-}
-
-// waitReady polls url with client until it answers 200.
-func (r *runningBinary) waitReady(t *testing.T, client *http.Client, req func() *http.Request) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := client.Do(req())
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not ready: %v\n%s", err, r.stderr)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// selfSignedCert writes an ECDSA certificate for 127.0.0.1 and its key into
-// dir, and returns a pool that trusts it.
-func selfSignedCert(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "kms_exporter test"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool = x509.NewCertPool()
-	pool.AddCert(cert)
-	return certFile, keyFile, pool
-}
-
 // TestBinaryTLSAndBasicAuth runs the built binary behind TLS and basic auth
 // from --web.config.file: plain HTTP gets no metrics, a wrong or missing
 // password 401, the right one the metrics.
 func TestBinaryTLSAndBasicAuth(t *testing.T) {
-	bin := buildBinary(t)
 	dir := t.TempDir()
-	certFile, keyFile, pool := selfSignedCert(t, dir)
+	cert, leaf := selfSignedCert(t, "127.0.0.1")
+	certFile, keyFile := writeCert(t, dir, cert)
+	pool := x509.NewCertPool()
+	pool.AddCert(leaf)
 	const user, password = "prometheus", "right-password-5e1f"
 	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
 	if err != nil {
@@ -389,12 +252,12 @@ func TestBinaryTLSAndBasicAuth(t *testing.T) {
 	if err := os.WriteFile(webConfig, fmt.Appendf(nil, "tls_server_config:\n  cert_file: %s\n  key_file: %s\nbasic_auth_users:\n  %s: %s\n", certFile, keyFile, user, hash), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	addr := freePort(t)
-	r := startBinary(t, bin, "--demo", "--web.config.file="+webConfig, "--web.listen-address="+addr)
+	r, base := startBinary(t, "https", "--demo", "--web.config.file="+webConfig)
+	addr := strings.TrimPrefix(base, "https://")
 
 	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
 	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr, Timeout: 20 * time.Second}
+	client := &http.Client{Transport: tr}
 	get := func(scheme, path, user, pw string) *http.Request {
 		req, err := http.NewRequest("GET", scheme+"://"+addr+path, nil)
 		if err != nil {
@@ -405,10 +268,10 @@ func TestBinaryTLSAndBasicAuth(t *testing.T) {
 		}
 		return req
 	}
-	r.waitReady(t, client, func() *http.Request { return get("https", "/-/ready", user, password) })
 
 	// Plain HTTP: the TLS listener answers 400 and serves nothing.
-	plain := &http.Client{Timeout: 10 * time.Second}
+	plain := &http.Client{Transport: &http.Transport{}}
+	defer plain.CloseIdleConnections()
 	if resp, err := plain.Do(get("http", "/metrics", user, password)); err == nil {
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
@@ -452,13 +315,11 @@ func TestBinaryTLSAndBasicAuth(t *testing.T) {
 		t.Error("metrics not served over TLS")
 	}
 
-	if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
+	r.Signal(t, syscall.SIGTERM)
+	if err := r.Wait(t); err != nil {
+		t.Errorf("exit: %v\n%s", err, r.Output())
 	}
-	if err := r.wait(t); err != nil {
-		t.Errorf("exit: %v\n%s", err, r.stderr)
-	}
-	logs := r.stderr.String()
+	logs := r.Output()
 	for _, s := range []string{password, string(hash), kmsfake.DemoAccessKey.SK} {
 		if strings.Contains(logs, s) {
 			t.Errorf("logs show %q", s)

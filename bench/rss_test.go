@@ -2,20 +2,17 @@ package bench
 
 import (
 	"bufio"
-	"bytes"
-	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/kms-exporter/kms_exporter/internal/testbin"
 	"github.com/kms-exporter/kms_exporter/kmsapi/kmsfake"
 )
 
@@ -33,16 +30,6 @@ func rssKiB(pid int) (int, error) {
 		}
 	}
 	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
-}
-
-// freeAddr returns a loopback address nothing listens on right now.
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
 }
 
 // configYAML is a config of one target per project of sc, spread
@@ -72,6 +59,8 @@ func get(url string) (int, []byte, error) {
 	return resp.StatusCode, body, err
 }
 
+func TestMain(m *testing.M) { testbin.Main(m) }
+
 // BenchmarkIdleRSS builds kms_exporter as make build does (-ldflags "-s
 // -w"), starts it with 20 targets of 1,000 keys over 4 credentials against
 // the fake, and reads its VmRSS: once ready (rss-start-MiB), and 3 s after
@@ -80,16 +69,7 @@ func get(url string) (int, []byte, error) {
 func BenchmarkIdleRSS(b *testing.B) {
 	const targets, keys, credentials = 20, 1000, 4
 	dir := b.TempDir()
-	bin := filepath.Join(dir, "kms_exporter")
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		b.Fatal(err)
-	}
-	build := exec.Command(goTool, "build", "-ldflags", "-s -w", "-o", bin, ".")
-	build.Dir = ".."
-	if out, err := build.CombinedOutput(); err != nil {
-		b.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := testbin.Binary(b)
 	fi, err := os.Stat(bin)
 	if err != nil {
 		b.Fatal(err)
@@ -102,40 +82,12 @@ func BenchmarkIdleRSS(b *testing.B) {
 	if err := os.WriteFile(cfg, []byte(configYAML(sc, credentials, srv.URL())), 0o600); err != nil {
 		b.Fatal(err)
 	}
-	addr, err := freeAddr()
-	if err != nil {
-		b.Fatal(err)
-	}
-	var logs bytes.Buffer
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "--config.file="+cfg, "--web.listen-address="+addr)
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer func() {
-		cancel() // kills the process we started
-		cmd.Wait()
-		if b.Failed() {
-			b.Logf("exporter output:\n%s", logs.String())
-		}
-	}()
-
-	base := "http://" + addr
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		code, _, err := get(base + "/-/ready")
-		if err == nil && code == http.StatusOK {
-			break
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("exporter not ready after 15s: %v (status %d)", err, code)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	p := testbin.Start(b, "kms_exporter", bin, "--config.file="+cfg, "--web.listen-address=127.0.0.1:0")
+	base := "http://" + p.ListenAddress(b)
+	// Measured a second after it is ready, as every run of this benchmark was.
 	time.Sleep(time.Second)
-	start, err := rssKiB(cmd.Process.Pid)
+	pid := p.Cmd.Process.Pid
+	start, err := rssKiB(pid)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -153,14 +105,14 @@ func BenchmarkIdleRSS(b *testing.B) {
 	if up != targets {
 		b.Fatalf("scrape: %d of %d targets up", up, targets)
 	}
-	afterScrape, err := rssKiB(cmd.Process.Pid)
+	afterScrape, err := rssKiB(pid)
 	if err != nil {
 		b.Fatal(err)
 	}
 	// An idle exporter does not collect garbage until the runtime's forced
 	// GC (2 minutes); 30 s of polling showed RSS flat after the first seconds.
 	time.Sleep(3 * time.Second)
-	idle, err := rssKiB(cmd.Process.Pid)
+	idle, err := rssKiB(pid)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -5,10 +5,10 @@
 // webhook this test serves, the dashboard's queries run against that
 // Prometheus, and the shipped files checked with promtool and amtool.
 //
-// Run it with make e2e (which builds ./kms_exporter first). It uses Debian's
-// prometheus and prometheus-alertmanager packages and installs them with apt
-// when missing and running as root. Everything listens on 127.0.0.1 on free
-// ports and lives in temporary directories; no service of the system is used.
+// Run it with make e2e. It needs Debian's prometheus and
+// prometheus-alertmanager packages, which .ci/run installs; without them it
+// fails and says what to install. Everything listens on 127.0.0.1 and lives
+// in temporary directories; no service of the system is used.
 package e2e
 
 import (
@@ -31,19 +31,14 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/kms-exporter/kms_exporter/internal/syncbuf"
+	"github.com/kms-exporter/kms_exporter/internal/testbin"
 )
 
-const (
-	// The whole test after the tools are installed; issue 4 asks for < 3m.
-	budget = 170 * time.Second
-	// Every for: of the shipped rules is cut to this (see ShortenFor).
-	shortFor = 2 * time.Second
-)
+// Every for: of the shipped rules is cut to this (see ShortenFor).
+const shortFor = 2 * time.Second
 
 // tools are the absolute paths of the Prometheus and Alertmanager binaries.
 type tools struct {
@@ -70,96 +65,17 @@ func findTools() (tools, []string) {
 	return tl, missing
 }
 
-// ensureTools installs Debian's prometheus and prometheus-alertmanager
-// packages when a tool is missing. CI runs as root; elsewhere the test says
-// what to install.
-func ensureTools(t *testing.T) tools {
+// needTools finds the Prometheus and Alertmanager binaries, or fails
+// naming what to install.
+func needTools(t *testing.T) tools {
 	tl, missing := findTools()
-	if len(missing) == 0 {
-		return tl
-	}
-	if os.Geteuid() != 0 {
-		t.Fatalf("missing %v: install them (apt-get install prometheus prometheus-alertmanager) or run as root", missing)
-	}
-	t.Logf("missing %v: installing prometheus and prometheus-alertmanager with apt-get", missing)
-	ctx, cancel := context.WithTimeout(context.Background(), 7*time.Minute)
-	defer cancel()
-	for _, args := range [][]string{
-		{"update", "-qq"},
-		{"install", "-y", "-qq", "--no-install-recommends", "prometheus", "prometheus-alertmanager"},
-	} {
-		cmd := exec.CommandContext(ctx, "apt-get", args...)
-		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("apt-get %v: %v\n%s", args, err, out)
-		}
-	}
-	tl, missing = findTools()
 	if len(missing) > 0 {
-		t.Fatalf("still missing after apt-get install: %v", missing)
+		t.Fatalf("missing %v: install Debian's prometheus and prometheus-alertmanager packages (.ci/run does)", missing)
 	}
 	return tl
 }
 
-// exporterBinary is $KMS_EXPORTER, else the ./kms_exporter make e2e builds,
-// else a fresh build in a temporary directory.
-func exporterBinary(t *testing.T) string {
-	if p := os.Getenv("KMS_EXPORTER"); p != "" {
-		return p
-	}
-	if p, err := filepath.Abs("../kms_exporter"); err == nil {
-		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
-			t.Logf("using %s built %s", p, st.ModTime().Format(time.RFC3339))
-			return p
-		}
-	}
-	p := filepath.Join(t.TempDir(), "kms_exporter")
-	cmd := exec.Command("go", "build", "-o", p, ".")
-	cmd.Dir = ".."
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return p
-}
-
-type proc struct {
-	name   string
-	cmd    *exec.Cmd
-	out    *syncbuf.Buffer
-	exited chan struct{}
-	err    error // valid after exited is closed
-}
-
-// start runs a process in its own process group. Cleanup stops it (TERM,
-// then KILL after 10s) and logs its output when the test failed.
-func start(t *testing.T, name, bin string, args ...string) *proc {
-	t.Helper()
-	p := &proc{name: name, out: &syncbuf.Buffer{}, exited: make(chan struct{})}
-	p.cmd = exec.Command(bin, args...)
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.exited)
-	}()
-	t.Cleanup(func() {
-		pgid := p.cmd.Process.Pid
-		_ = syscall.Kill(-pgid, syscall.SIGTERM)
-		select {
-		case <-p.exited:
-		case <-time.After(10 * time.Second):
-			_ = syscall.Kill(-pgid, syscall.SIGKILL)
-			<-p.exited
-		}
-		if t.Failed() {
-			t.Logf("---- %s %s (%v)\n%s", name, strings.Join(args, " "), p.err, p.out.String())
-		}
-	})
-	return p
-}
+func TestMain(m *testing.M) { testbin.Main(m) }
 
 // freePort returns a loopback port that was free a moment ago.
 func freePort(t *testing.T) string {
@@ -173,8 +89,9 @@ func freePort(t *testing.T) string {
 }
 
 // poll calls f every 250ms until it returns nil, the process p (if any)
-// exits, or ctx ends; then it fails the test with f's last error.
-func poll(ctx context.Context, t *testing.T, what string, p *proc, f func() error) {
+// exits, or ctx ends; then it fails the test with f's last error. It is for
+// what Prometheus and Alertmanager do on their own schedule.
+func poll(ctx context.Context, t *testing.T, what string, p *testbin.Proc, f func() error) {
 	t.Helper()
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
@@ -185,20 +102,20 @@ func poll(ctx context.Context, t *testing.T, what string, p *proc, f func() erro
 		}
 		var exited <-chan struct{}
 		if p != nil {
-			exited = p.exited
+			exited = p.Exited()
 		}
 		select {
 		case <-ctx.Done():
 			t.Fatalf("%s: gave up: %v", what, err)
 		case <-exited:
-			t.Fatalf("%s: %s exited (%v)", what, p.name, p.err)
+			t.Fatalf("%s: %s exited (%v)", what, p.Name, p.Err())
 		case <-tick.C:
 		}
 	}
 }
 
 var (
-	client      = &http.Client{Timeout: 5 * time.Second}
+	client      = &http.Client{Timeout: 30 * time.Second} // a backstop; polls retry
 	probeLinkRE = regexp.MustCompile(`probe\?target=([^"&<>\s]+)`)
 )
 
@@ -218,9 +135,9 @@ func get(u string) ([]byte, error) {
 	return body, nil
 }
 
-func waitReady(ctx context.Context, t *testing.T, p *proc, u string) {
+func waitReady(ctx context.Context, t *testing.T, p *testbin.Proc, u string) {
 	t.Helper()
-	poll(ctx, t, p.name+" ready", p, func() error { _, err := get(u); return err })
+	poll(ctx, t, p.Name+" ready", p, func() error { _, err := get(u); return err })
 }
 
 // promSample is one element of an instant vector answer.
@@ -349,10 +266,11 @@ func writeFile(t *testing.T, path, content string) {
 }
 
 func TestEndToEnd(t *testing.T) {
-	tl := ensureTools(t)
-	bin := exporterBinary(t)
-	ctx, cancel := context.WithTimeout(context.Background(), budget)
-	defer cancel()
+	tl := needTools(t)
+	bin := testbin.Binary(t)
+	// Polls give up shortly before go test's -timeout, with what they
+	// last saw; no step has a budget of its own.
+	ctx := testbin.Context(t)
 	began := time.Now()
 	dir := t.TempDir()
 
@@ -392,10 +310,10 @@ func TestEndToEnd(t *testing.T) {
 	hookSrv := httptest.NewServer(hook) // 127.0.0.1
 	t.Cleanup(hookSrv.Close)
 
-	expAddr := "127.0.0.1:" + freePort(t)
-	exporter := start(t, "kms_exporter", bin, "--demo", "--web.listen-address="+expAddr)
+	// It listens once its config is loaded: ready.
+	exporter := testbin.Start(t, "kms_exporter", bin, "--demo", "--web.listen-address=127.0.0.1:0")
+	expAddr := exporter.ListenAddress(t)
 	expURL := "http://" + expAddr
-	waitReady(ctx, t, exporter, expURL+"/-/ready")
 
 	amAddr := "127.0.0.1:" + freePort(t)
 	amConfig := filepath.Join(dir, "alertmanager.yml")
@@ -413,7 +331,7 @@ receivers:
       - url: %s/alerts
 `, hookSrv.URL))
 	runTool(ctx, t, false, nil, tl.amtool, "check-config", amConfig)
-	am := start(t, "alertmanager", tl.alertmanager,
+	am := testbin.Start(t, "alertmanager", tl.alertmanager,
 		"--config.file="+amConfig,
 		"--storage.path="+filepath.Join(dir, "am-data"),
 		"--web.listen-address="+amAddr,
@@ -439,7 +357,7 @@ scrape_configs:
       - targets: [%q]
 `, shortRules, amAddr, expAddr))
 	runTool(ctx, t, false, nil, tl.promtool, "check", "config", promConfig)
-	prom := start(t, "prometheus", tl.prometheus,
+	prom := testbin.Start(t, "prometheus", tl.prometheus,
 		"--config.file="+promConfig,
 		"--storage.tsdb.path="+filepath.Join(dir, "prom-data"),
 		"--web.listen-address="+promAddr,
@@ -682,9 +600,7 @@ scrape_configs:
 		}
 	}
 
-	if d := time.Since(began); d > 3*time.Minute {
-		t.Errorf("took %s, want under 3 minutes", d)
-	} else {
-		t.Logf("done in %s (%d dashboard queries, variables %v)", d.Round(time.Millisecond), len(queries), values)
-	}
+	// The goal is under 3 minutes on an idle machine; a loaded one may
+	// take longer, which is no failure.
+	t.Logf("done in %s (%d dashboard queries, variables %v)", time.Since(began).Round(time.Millisecond), len(queries), values)
 }
