@@ -21,14 +21,14 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/kms-exporter/kms_exporter/internal/testbin"
 )
 
-// browser returns the headless Chromium, installing Debian's package when
-// it is missing and the test runs as root (as in CI).
+// browser returns the headless Chromium, or fails naming what to install.
 func browser(t *testing.T) string {
 	t.Helper()
 	for _, name := range []string{"chromium-headless-shell", "chromium"} {
@@ -36,23 +36,8 @@ func browser(t *testing.T) string {
 			return p
 		}
 	}
-	if os.Geteuid() != 0 {
-		t.Fatal("chromium-headless-shell missing: apt-get install chromium-headless-shell, or run as root")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 7*time.Minute)
-	defer cancel()
-	for _, args := range [][]string{{"update", "-qq"}, {"install", "-y", "-qq", "--no-install-recommends", "chromium-headless-shell"}} {
-		cmd := exec.CommandContext(ctx, "apt-get", args...)
-		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("apt-get %v: %v\n%s", args, err, out)
-		}
-	}
-	p, err := exec.LookPath("chromium-headless-shell")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
+	t.Fatal("chromium-headless-shell missing: install Debian's chromium-headless-shell package (.ci/run does)")
+	return ""
 }
 
 // outputDir is where the test leaves what a person may want to see.
@@ -131,15 +116,12 @@ var (
 
 func TestLandingPageInBrowser(t *testing.T) {
 	chromium := browser(t)
-	bin := exporterBinary(t)
 	out := outputDir(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
+	ctx := testbin.Context(t)
 
-	addr := "127.0.0.1:" + freePort(t)
-	exporter := start(t, "kms_exporter", bin, "--demo", "--web.listen-address="+addr)
-	base := "http://" + addr
-	waitReady(ctx, t, exporter, base+"/-/ready")
+	// It listens once its config is loaded: ready.
+	exporter := testbin.Start(t, "kms_exporter", testbin.Binary(t), "--demo", "--web.listen-address=127.0.0.1:0")
+	base := "http://" + exporter.ListenAddress(t)
 	// The page shows the last results: scrape first.
 	metrics, err := get(base + "/metrics")
 	if err != nil {
