@@ -2,7 +2,6 @@ package main
 
 import (
 	"io"
-	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -44,10 +43,9 @@ func TestDemoTryIt(t *testing.T) {
 			if err := a.reload(); err != nil {
 				t.Fatalf("the printed config does not load: %v\n%s", err, cfg)
 			}
-			srv := httptest.NewServer(a.handler())
-			defer srv.Close()
-			req, _ := http.NewRequest("GET", srv.URL+"/metrics", nil)
-			code, body := do(t, req)
+			rec := httptest.NewRecorder()
+			a.handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+			code, body := rec.Code, rec.Body.String()
 			if code != 200 {
 				t.Fatalf("/metrics: %d", code)
 			}

@@ -398,7 +398,7 @@ func TestDemoBinary(t *testing.T) {
 	if err := p.Wait(t); err != nil {
 		t.Errorf("exit after SIGTERM: %v\n%s", err, p.Output())
 	}
-	logs := p.Output()
+	logs := p.Stderr() // stdout holds the try-it config, public demo secret and all
 	if !strings.Contains(logs, "SIMULATED data") {
 		t.Errorf("no demo warning in logs:\n%s", logs)
 	}

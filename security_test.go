@@ -319,7 +319,7 @@ func TestBinaryTLSAndBasicAuth(t *testing.T) {
 	if err := r.Wait(t); err != nil {
 		t.Errorf("exit: %v\n%s", err, r.Output())
 	}
-	logs := r.Output()
+	logs := r.Stderr()
 	for _, s := range []string{password, string(hash), kmsfake.DemoAccessKey.SK} {
 		if strings.Contains(logs, s) {
 			t.Errorf("logs show %q", s)

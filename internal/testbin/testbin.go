@@ -84,20 +84,22 @@ type Proc struct {
 	Cmd  *exec.Cmd
 
 	mu      sync.Mutex
-	out     []byte
+	out     []byte // stdout and stderr, as they came
+	stderr  []byte
 	changed chan struct{} // closed and replaced on every write
 	exited  chan struct{}
 	err     error // Cmd.Wait's answer, set before exited closes
 }
 
-// Start runs bin. Its stdout and stderr are collected together. Cleanup
+// Start runs bin. Its stdout and stderr are collected together, and
+// stderr (the exporter's log) also on its own. Cleanup
 // stops the whole process group (TERM, then KILL after 10s) and logs the
 // output when the test failed.
 func Start(t testing.TB, name, bin string, args ...string) *Proc {
 	t.Helper()
 	p := &Proc{Name: name, changed: make(chan struct{}), exited: make(chan struct{})}
 	p.Cmd = exec.Command(bin, args...)
-	p.Cmd.Stdout, p.Cmd.Stderr = p, p
+	p.Cmd.Stdout, p.Cmd.Stderr = writer{p, false}, writer{p, true}
 	p.Cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := p.Cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
@@ -125,10 +127,19 @@ func Start(t testing.TB, name, bin string, args ...string) *Proc {
 	return p
 }
 
-func (p *Proc) Write(b []byte) (int, error) {
+type writer struct {
+	p      *Proc
+	stderr bool
+}
+
+func (w writer) Write(b []byte) (int, error) {
+	p := w.p
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.out = append(p.out, b...)
+	if w.stderr {
+		p.stderr = append(p.stderr, b...)
+	}
 	close(p.changed)
 	p.changed = make(chan struct{})
 	return len(b), nil
@@ -139,6 +150,13 @@ func (p *Proc) Output() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return string(p.out)
+}
+
+// Stderr is what the process wrote on stderr so far: the exporter's log.
+func (p *Proc) Stderr() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return string(p.stderr)
 }
 
 // Exited is closed once the process is gone.
