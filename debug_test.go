@@ -189,11 +189,14 @@ func TestLandingHostileNameAndMessage(t *testing.T) {
 // A tag value holding HTML reaches only the text/plain debug log and the
 // metrics, never the page as markup.
 func TestHostileTagValue(t *testing.T) {
+	synctest.Test(t, testHostileTagValue)
+}
+
+func testHostileTagValue(t *testing.T) {
 	e := newTestEnv(t, 1)
 	sc := kmsfake.Generate(kmsfake.GenerateOptions{Seed: 21, Projects: 1, KeysPerProject: 3, AccessKey: testAK})
 	sc.Projects[0].Keys[1].Tags = []kmsapi.Tag{{Key: "team", Value: hostile}}
-	fake := kmsfake.Start(sc)
-	t.Cleanup(fake.Close)
+	fake := serveFake(t, e.net, "tagged.test", sc, nil)
 	p := sc.Projects[0]
 	e.writeConfig(t, fmt.Sprintf("credentials:\n  main: {access_key: %s, secret_key: %s, iam_endpoint: %s}\ntargets:\n  - {name: tagged, region: %s, project_id: %s, kms_endpoint: %s}\n",
 		testAK.AK, testAK.SK, fake.URL(), p.Region, p.ID, fake.URL()))
