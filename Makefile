@@ -16,7 +16,7 @@ IMAGE_ARCH ?= $(shell $(GO) env GOARCH)
 CA_BUNDLE ?= /etc/ssl/certs/ca-certificates.crt
 BUILDAH   ?= buildah
 
-.PHONY: all build test lint run-demo bench e2e docker image image-test mixin mixin-check clean
+.PHONY: all build test lint run-demo bench e2e docker image image-test mixin mixin-check helm-check systemd-check clean
 
 all: lint test build
 
@@ -26,11 +26,13 @@ build:
 test:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
+	cd deploy/kubecheck && $(GO) vet ./... && $(GO) test -count=1 ./...
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags e2e,image ./e2e/
+	cd deploy/kubecheck && $(GO) vet ./...
 
 run-demo: build
 	./$(BINARY) --demo
@@ -44,7 +46,7 @@ e2e: build
 
 # The files rendered from deploy/mixin (render.jsonnet names them).
 JSONNET   ?= jsonnet
-MIXIN_FILES := dashboards/kms.json deploy/kubernetes/prometheusrule.yaml deploy/prometheus/alerts.yml
+MIXIN_FILES := dashboards/kms.json deploy/helm/kms-exporter/files/prometheus-rules.yaml deploy/kubernetes/base/prometheusrule.yaml deploy/prometheus/alerts.yml
 
 mixin: .build/mixin
 	for f in $(MIXIN_FILES); do cp .build/mixin/$$f $$f; done
@@ -62,6 +64,25 @@ mixin-check: .build/mixin
 	rm -rf $@ && for f in $(MIXIN_FILES); do mkdir -p $@/$$(dirname $$f); done
 	$(JSONNET) -S -m $@ deploy/mixin/render.jsonnet | sed 's|^$@/||' | sort | tr '\n' ' ' | grep -qx '$(sort $(MIXIN_FILES)) ' \
 		|| { echo "render.jsonnet does not render exactly $(MIXIN_FILES)"; exit 1; }
+
+# helm lint and helm template with the default values and each of ci/.
+# deploy/kubecheck (make test) decodes what the chart renders.
+HELM      ?= helm
+CHART     := deploy/helm/kms-exporter
+helm-check:
+	$(HELM) lint --strict $(CHART)
+	$(HELM) template kms $(CHART) >/dev/null
+	for v in $(CHART)/ci/*-values.yaml; do \
+		$(HELM) lint --strict -f $$v $(CHART) && $(HELM) template kms $(CHART) -f $$v >/dev/null || exit 1; \
+	done
+
+# systemd-analyze verify on the shipped unit, its ExecStart pointed at a
+# binary built here; any finding fails.
+systemd-check: build
+	rm -rf .build/systemd && mkdir -p .build/systemd
+	sed 's|/usr/local/bin/kms_exporter|$(CURDIR)/$(BINARY)|' deploy/systemd/kms_exporter.service >.build/systemd/kms_exporter.service
+	@out=$$(systemd-analyze verify .build/systemd/kms_exporter.service 2>&1); \
+		if [ -n "$$out" ]; then echo "$$out"; exit 1; fi; echo "systemd-analyze verify: no findings"
 
 # The image without a registry: the Dockerfile's build stage is replaced by
 # .build/image, which holds the binary built here and the host's CA bundle.

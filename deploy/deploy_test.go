@@ -11,11 +11,9 @@ import (
 	"errors"
 	"io"
 	"os"
-	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
-	"sort"
 	"strings"
 	"testing"
 
@@ -296,7 +294,7 @@ func runbookSections(md string) map[string]string {
 
 func TestPrometheusRuleMatchesAlerts(t *testing.T) {
 	alerts := readYAML(t, "prometheus/alerts.yml")
-	pr := readYAML(t, "kubernetes/prometheusrule.yaml")
+	pr := readYAML(t, "kubernetes/base/prometheusrule.yaml")
 	if k := dig(pr, "kind"); k != "PrometheusRule" {
 		t.Fatalf("kind %v, want PrometheusRule", k)
 	}
@@ -307,7 +305,7 @@ func TestPrometheusRuleMatchesAlerts(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		w, _ := yaml.Marshal(want)
 		g, _ := yaml.Marshal(got)
-		t.Errorf("kubernetes/prometheusrule.yaml spec.groups differ from prometheus/alerts.yml groups.\nalerts.yml:\n%s\nprometheusrule.yaml:\n%s", w, g)
+		t.Errorf("kubernetes/base/prometheusrule.yaml spec.groups differ from prometheus/alerts.yml groups.\nalerts.yml:\n%s\nprometheusrule.yaml:\n%s", w, g)
 	}
 }
 
@@ -489,158 +487,6 @@ func TestDashboardLayout(t *testing.T) {
 	}
 }
 
-// The Deployment, decoded only as far as the checks below need.
-type deployment struct {
-	Kind string `yaml:"kind"`
-	Spec struct {
-		Template struct {
-			Spec struct {
-				SecurityContext struct {
-					RunAsNonRoot *bool `yaml:"runAsNonRoot"`
-					RunAsUser    *int  `yaml:"runAsUser"`
-				} `yaml:"securityContext"`
-				Containers []struct {
-					Image           string   `yaml:"image"`
-					Args            []string `yaml:"args"`
-					SecurityContext struct {
-						AllowPrivilegeEscalation *bool `yaml:"allowPrivilegeEscalation"`
-						ReadOnlyRootFilesystem   *bool `yaml:"readOnlyRootFilesystem"`
-						RunAsNonRoot             *bool `yaml:"runAsNonRoot"`
-						Capabilities             struct {
-							Drop []string `yaml:"drop"`
-						} `yaml:"capabilities"`
-					} `yaml:"securityContext"`
-					Ports []struct {
-						Name          string `yaml:"name"`
-						ContainerPort int    `yaml:"containerPort"`
-					} `yaml:"ports"`
-					Resources struct {
-						Requests map[string]string `yaml:"requests"`
-						Limits   map[string]string `yaml:"limits"`
-					} `yaml:"resources"`
-					LivenessProbe  probe `yaml:"livenessProbe"`
-					ReadinessProbe probe `yaml:"readinessProbe"`
-					VolumeMounts   []struct {
-						Name      string `yaml:"name"`
-						MountPath string `yaml:"mountPath"`
-						ReadOnly  bool   `yaml:"readOnly"`
-					} `yaml:"volumeMounts"`
-				} `yaml:"containers"`
-				Volumes []struct {
-					Name      string         `yaml:"name"`
-					ConfigMap map[string]any `yaml:"configMap"`
-					Secret    map[string]any `yaml:"secret"`
-				} `yaml:"volumes"`
-			} `yaml:"spec"`
-		} `yaml:"template"`
-	} `yaml:"spec"`
-}
-
-type probe struct {
-	HTTPGet struct {
-		Path string `yaml:"path"`
-		Port any    `yaml:"port"`
-	} `yaml:"httpGet"`
-}
-
-func isTrue(b *bool) bool  { return b != nil && *b }
-func isFalse(b *bool) bool { return b != nil && !*b }
-
-func TestKubernetesDeployment(t *testing.T) {
-	data, err := os.ReadFile("kubernetes/deployment.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var d deployment
-	if err := yaml.Unmarshal(data, &d); err != nil {
-		t.Fatal(err)
-	}
-	pod := d.Spec.Template.Spec
-	if d.Kind != "Deployment" || len(pod.Containers) != 1 {
-		t.Fatalf("want a Deployment with one container, got kind %q with %d", d.Kind, len(pod.Containers))
-	}
-	c := pod.Containers[0]
-	if !isTrue(pod.SecurityContext.RunAsNonRoot) || !isTrue(c.SecurityContext.RunAsNonRoot) {
-		t.Error("runAsNonRoot must be true")
-	}
-	if pod.SecurityContext.RunAsUser == nil || *pod.SecurityContext.RunAsUser == 0 {
-		t.Error("runAsUser must be a non-zero uid")
-	}
-	if !isTrue(c.SecurityContext.ReadOnlyRootFilesystem) {
-		t.Error("readOnlyRootFilesystem must be true")
-	}
-	if !isFalse(c.SecurityContext.AllowPrivilegeEscalation) {
-		t.Error("allowPrivilegeEscalation must be false")
-	}
-	if !slices.Contains(c.SecurityContext.Capabilities.Drop, "ALL") {
-		t.Error("capabilities must drop ALL")
-	}
-	for _, r := range []string{"cpu", "memory"} {
-		if c.Resources.Requests[r] == "" {
-			t.Errorf("no %s request", r)
-		}
-	}
-	if c.Resources.Limits["memory"] == "" {
-		t.Error("no memory limit")
-	}
-	if len(c.Ports) != 1 || c.Ports[0].ContainerPort != 10567 {
-		t.Errorf("ports %+v, want 10567", c.Ports)
-	}
-	if c.LivenessProbe.HTTPGet.Path != "/-/healthy" || c.ReadinessProbe.HTTPGet.Path != "/-/ready" {
-		t.Errorf("probes: liveness %q readiness %q", c.LivenessProbe.HTTPGet.Path, c.ReadinessProbe.HTTPGet.Path)
-	}
-	if c.LivenessProbe.HTTPGet.Port != c.Ports[0].Name || c.ReadinessProbe.HTTPGet.Port != c.Ports[0].Name {
-		t.Error("probes must use the container's named port")
-	}
-
-	// The config file argument points into the ConfigMap mount, and the
-	// secret files it names are keys of the Secret, under its mount.
-	mounts := map[string]string{}
-	for _, m := range c.VolumeMounts {
-		if !m.ReadOnly {
-			t.Errorf("volume %s must be mounted read-only", m.Name)
-		}
-		mounts[m.Name] = m.MountPath
-	}
-	var cmName, secretName string
-	for _, v := range pod.Volumes {
-		if v.ConfigMap != nil {
-			cmName, _ = v.ConfigMap["name"].(string)
-			mounts["configmap"] = mounts[v.Name]
-		}
-		if v.Secret != nil {
-			secretName, _ = v.Secret["secretName"].(string)
-			mounts["secret"] = mounts[v.Name]
-		}
-	}
-	cm := readYAML(t, "kubernetes/configmap.yaml")
-	if dig(cm, "metadata", "name") != cmName {
-		t.Errorf("ConfigMap %v is not the one mounted (%s)", dig(cm, "metadata", "name"), cmName)
-	}
-	secret := readYAML(t, "kubernetes/secret.example.yaml")
-	if dig(secret, "metadata", "name") != secretName {
-		t.Errorf("Secret %v is not the one mounted (%s)", dig(secret, "metadata", "name"), secretName)
-	}
-	var configArg string
-	for _, a := range c.Args {
-		if v, ok := strings.CutPrefix(a, "--config.file="); ok {
-			configArg = v
-		}
-	}
-	dir, file := filepath.Split(configArg)
-	if filepath.Clean(dir) != mounts["configmap"] {
-		t.Errorf("--config.file=%s is not in the ConfigMap mount %s", configArg, mounts["configmap"])
-	}
-	cfgText, _ := dig(cm, "data", file).(string)
-	if cfgText == "" {
-		t.Fatalf("ConfigMap has no key %q", file)
-	}
-	checkSecretFiles(t, "kubernetes/configmap.yaml", cfgText, func(path string) bool {
-		d, f := filepath.Split(path)
-		return filepath.Clean(d) == mounts["secret"] && dig(secret, "stringData", f) != nil
-	})
-}
-
 // exampleConfig is the exporter's config file (SPEC section 3), decoded as
 // far as the examples need. Unknown fields are errors, as in the exporter.
 type exampleConfig struct {
@@ -696,52 +542,29 @@ func checkSecretFiles(t *testing.T, where, text string, exists func(string) bool
 	}
 }
 
-func TestKustomization(t *testing.T) {
-	k := readYAML(t, "kubernetes/kustomization.yaml")
-	res, _ := k["resources"].([]any)
-	var got []string
-	for _, r := range res {
-		got = append(got, r.(string))
+// TestKubernetesConfigs: the config files of the kustomize base and of the
+// Helm chart's default values name only secret files that the example
+// overlay's Secret (or the chart's NOTES) provide. deploy/kubecheck decodes
+// the rendered manifests themselves.
+func TestKubernetesConfigs(t *testing.T) {
+	overlay := readYAML(t, "kubernetes/overlays/example/kustomization.yaml")
+	provided := map[string]bool{}
+	for _, f := range dig(overlay, "secretGenerator", 0, "files").([]any) {
+		key, _, _ := strings.Cut(f.(string), "=")
+		provided["/etc/kms_exporter/secrets/"+key] = true
 	}
-	sort.Strings(got)
-	want := []string{"configmap.yaml", "deployment.yaml", "prometheusrule.yaml", "secret.example.yaml", "service.yaml", "servicemonitor.yaml"}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("resources %v, want %v", got, want)
+	base, err := os.ReadFile("kubernetes/base/config.yml")
+	if err != nil {
+		t.Fatal(err)
 	}
-	kinds := map[string]string{}
-	for _, f := range want {
-		doc := readYAML(t, filepath.Join("kubernetes", f))
-		kind, _ := doc["kind"].(string)
-		kinds[kind] = f
-		if dig(doc, "metadata", "name") == nil || dig(doc, "apiVersion") == nil {
-			t.Errorf("%s: apiVersion and metadata.name required", f)
-		}
-	}
-	for _, kind := range []string{"ConfigMap", "Secret", "Deployment", "Service", "ServiceMonitor", "PrometheusRule"} {
-		if kinds[kind] == "" {
-			t.Errorf("no %s", kind)
-		}
-	}
+	checkSecretFiles(t, "kubernetes/base/config.yml", string(base), func(p string) bool { return provided[p] })
 
-	// Service and ServiceMonitor reach the Deployment's pods and port.
-	svc := readYAML(t, "kubernetes/service.yaml")
-	sm := readYAML(t, "kubernetes/servicemonitor.yaml")
-	dep := readYAML(t, "kubernetes/deployment.yaml")
-	podLabels, _ := dig(dep, "spec", "template", "metadata", "labels").(map[string]any)
-	for key, val := range dig(svc, "spec", "selector").(map[string]any) {
-		if podLabels[key] != val {
-			t.Errorf("Service selector %s=%v does not match the pod labels %v", key, val, podLabels)
-		}
+	values := readYAML(t, "helm/kms-exporter/values.yaml")
+	cfg, err := yaml.Marshal(values["config"])
+	if err != nil {
+		t.Fatal(err)
 	}
-	svcLabels, _ := dig(svc, "metadata", "labels").(map[string]any)
-	for key, val := range dig(sm, "spec", "selector", "matchLabels").(map[string]any) {
-		if svcLabels[key] != val {
-			t.Errorf("ServiceMonitor selector %s=%v does not match the Service labels %v", key, val, svcLabels)
-		}
-	}
-	if dig(sm, "spec", "endpoints", 0, "port") != dig(svc, "spec", "ports", 0, "name") {
-		t.Error("ServiceMonitor endpoint port is not the Service's port name")
-	}
+	checkSecretFiles(t, "helm values config", string(cfg), func(p string) bool { return provided[p] })
 }
 
 // unitDirectives parses a systemd unit into section -> key -> values.
@@ -798,6 +621,10 @@ func TestSystemdUnit(t *testing.T) {
 	exec := strings.Join(svc["ExecStart"], " ")
 	if !strings.Contains(exec, "kms_exporter") || !strings.Contains(exec, "--config.file=") {
 		t.Errorf("ExecStart %q should run kms_exporter with --config.file", exec)
+	}
+	// The state directory systemd keeps for the transient user.
+	if got := svc["StateDirectory"]; len(got) != 1 || got[0] != "kms_exporter" || !strings.Contains(exec, "--storage.path=/var/lib/kms_exporter ") {
+		t.Errorf("StateDirectory=%v and ExecStart %q: want kms_exporter and --storage.path=/var/lib/kms_exporter", got, exec)
 	}
 	if len(svc["LoadCredential"]) == 0 {
 		t.Error("secrets should come in with LoadCredential=")

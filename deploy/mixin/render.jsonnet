@@ -15,7 +15,7 @@ local groups = mixin.prometheusAlerts.groups + mixin.prometheusRules.groups;
     '# Unit tests: promtool test rules deploy/prometheus/alerts_test.yml\n' +
     yaml({ groups: groups }),
 
-  'deploy/kubernetes/prometheusrule.yaml':
+  'deploy/kubernetes/base/prometheusrule.yaml':
     generated('alerts.libsonnet') +
     '# The rules of deploy/prometheus/alerts.yml for the Prometheus Operator.\n' +
     yaml({
@@ -24,6 +24,12 @@ local groups = mixin.prometheusAlerts.groups + mixin.prometheusRules.groups;
       metadata: { name: 'kms-exporter', labels: { 'app.kubernetes.io/name': 'kms-exporter' } },
       spec: { groups: groups },
     }),
+
+  // The spec of the Helm chart's PrometheusRule; the chart replaces the
+  // job selector with prometheusRule.jobSelector.
+  'deploy/helm/kms-exporter/files/prometheus-rules.yaml':
+    generated('alerts.libsonnet') +
+    yaml({ groups: groups }),
 
   'dashboards/kms.json':
     std.manifestJsonEx(mixin.grafanaDashboards['kms.json'], '  ') + '\n',
