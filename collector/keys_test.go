@@ -2,7 +2,9 @@ package collector
 
 import (
 	"context"
+	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -48,5 +50,42 @@ func TestSummarizeKeyAttributes(t *testing.T) {
 	}
 	if want := []keyTime{{"c", "byok", 1800000000.25}}; !slices.Equal(s.expirations, want) {
 		t.Errorf("expirations = %v, want %v", s.expirations, want)
+	}
+}
+
+// A busy account: keys are created and deleted while the collector pages
+// through them. The keys collector succeeds, and its counts are off by no
+// more than the keys that changed.
+func TestKeysWhileKeysChange(t *testing.T) {
+	sc := kmsfake.Generate(kmsfake.GenerateOptions{Seed: 4, KeysPerProject: 2600, AccessKey: testAK})
+	srv := kmsfake.Start(sc)
+	t.Cleanup(srv.Close)
+	p := sc.Projects[0]
+	changed := 0
+	var mu sync.Mutex
+	srv.OnKeyPage(func(id string, _ int) {
+		srv.ChangeKeys(id, func(keys []kmsapi.Key) []kmsapi.Key {
+			mu.Lock()
+			defer mu.Unlock()
+			changed += 3
+			n := kmsapi.Key{ID: fmt.Sprintf("auto-%d", changed), Alias: "auto", State: kmsapi.StateEnabled}
+			return slices.Insert(slices.Delete(keys, 7, 9), 0, n)
+		})
+	})
+	e := newFixture(t).exporter(t, []Target{{Name: "busy", Region: p.Region, ProjectID: p.ID, Endpoint: srv.URL(), Credential: akCredential(t, srv, nil)}}, Options{})
+	got := collect(t, e.Collector(context.Background()))
+	if ok := byCollector(got, "kms_scrape_collector_success")[Keys]; ok != 1 {
+		t.Fatalf("keys collector success %v", ok)
+	}
+	listed := 0.0
+	for _, s := range got {
+		if s.name == "kms_keys" {
+			listed += s.value
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if now := float64(len(srv.Keys(p.ID))); changed == 0 || listed < now-float64(changed) || listed > now+float64(changed) {
+		t.Errorf("kms_keys adds up to %v; %v keys at the end, %d changed", listed, now, changed)
 	}
 }

@@ -7,8 +7,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-
-	"golang.org/x/sync/errgroup"
 )
 
 // LookupProject returns the ID of the project named after region, from IAM:
@@ -106,72 +104,6 @@ func (c *Client) filterKeys(ctx context.Context, offset int, dst []Key) (keyPage
 		return keyPage{}, decodeError(EndpointResourceInstances, http.StatusOK, "page at offset %d holds %d keys, more than the limit %d", offset, len(page.Keys), MaxPageSize)
 	}
 	return page, nil
-}
-
-// maxListedKeys bounds ListKeys against an absurd total_count.
-var maxListedKeys = 1_000_000
-
-// ListKeys returns every key in the API's order: the first page tells the
-// total, the rest are fetched concurrently (as many at once as the
-// credential allows in flight). Every page must hold exactly the keys the
-// total promises and agree on the total; if keys are created or deleted
-// while listing, ListKeys fails rather than return duplicates or gaps.
-func (c *Client) ListKeys(ctx context.Context) ([]Key, error) {
-	first, err := c.filterKeys(ctx, 0, nil)
-	if err != nil {
-		return nil, err
-	}
-	total := first.Total
-	if total > maxListedKeys {
-		return nil, decodeError(EndpointResourceInstances, http.StatusOK, "total_count %d exceeds the %d keys ListKeys handles", total, maxListedKeys)
-	}
-	if err := checkPage(first, 0, total); err != nil {
-		return nil, err
-	}
-	if total <= MaxPageSize {
-		return first.Keys, nil
-	}
-	// Every further page decodes straight into its place in keys.
-	keys := make([]Key, total)
-	copy(keys, first.Keys)
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(c.opts.Credential.opts.Concurrency)
-	for offset := MaxPageSize; offset < total; offset += MaxPageSize {
-		end := min(offset+MaxPageSize, total)
-		g.Go(func() error {
-			p, err := c.filterKeys(gctx, offset, keys[offset:end:end])
-			if err != nil {
-				return err
-			}
-			return checkPage(p, offset, total)
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return nil, err
-	}
-	// Pages that each look right can still overlap if keys moved between
-	// requests.
-	seen := make(map[string]struct{}, total)
-	for i := range keys {
-		if _, dup := seen[keys[i].ID]; dup {
-			return nil, decodeError(EndpointResourceInstances, http.StatusOK, "key %s listed twice; keys changed while listing", keys[i].ID)
-		}
-		seen[keys[i].ID] = struct{}{}
-	}
-	return keys, nil
-}
-
-// checkPage verifies that the page at offset holds what a listing of total
-// keys needs there.
-func checkPage(p keyPage, offset, total int) error {
-	if p.Total != total {
-		return decodeError(EndpointResourceInstances, http.StatusOK, "total_count changed from %d to %d while listing; keys changed", total, p.Total)
-	}
-	want := min(MaxPageSize, total-offset)
-	if len(p.Keys) != want {
-		return decodeError(EndpointResourceInstances, http.StatusOK, "page at offset %d holds %d keys, want %d of %d", offset, len(p.Keys), want, total)
-	}
-	return nil
 }
 
 // regionsPageSize is the page size asked of the regions list, and

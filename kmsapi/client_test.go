@@ -161,54 +161,6 @@ func TestListKeysFetchesRestConcurrently(t *testing.T) {
 	})
 }
 
-func TestListKeysInconsistentPages(t *testing.T) {
-	for name, mutate := range map[string]func(offset, limit int) (int, int){
-		"total grows": func(offset, limit int) (int, int) {
-			if offset == 1000 {
-				return 1000, 2501
-			}
-			return min(limit, 2500-offset), 2500
-		},
-		"short page": func(offset, limit int) (int, int) {
-			if offset == 1000 {
-				return 999, 2500
-			}
-			return min(limit, 2500-offset), 2500
-		},
-		"empty first page": func(offset, limit int) (int, int) { return 0, 2500 },
-	} {
-		t.Run(name, func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) {
-				srv, _, _ := pagingServer(t, 2500, mutate)
-				c := newTestClient(t, srv.URL, NewAKSK(testAK, testSK, ""))
-				keys, err := c.ListKeys(ctxTimeout(t, 10*time.Second))
-				e := mustError(t, err)
-				if keys != nil || e.Endpoint != EndpointResourceInstances || e.StatusCode != 200 {
-					t.Errorf("got %d keys, %v", len(keys), err)
-				}
-			})
-		})
-	}
-	// A page repeating a key of another page is a duplicate, not silently kept.
-	t.Run("key twice", func(t *testing.T) {
-		synctest.Test(t, func(t *testing.T) {
-			srv, _ := newKMS(t, func(w http.ResponseWriter, r *http.Request, body []byte) {
-				var q struct{ Offset string }
-				json.Unmarshal(body, &q)
-				page := keyPageJSON(0, 1000, 1001)
-				if q.Offset == "1000" {
-					page = keyPageJSON(999, 1, 1001)
-				}
-				w.Write(page)
-			})
-			_, err := newTestClient(t, srv.URL, NewAKSK(testAK, testSK, "")).ListKeys(ctxTimeout(t, 10*time.Second))
-			if e := mustError(t, err); !strings.Contains(e.Error(), "twice") {
-				t.Errorf("got %v", err)
-			}
-		})
-	})
-}
-
 // regionsServer serves regions in pages of at most pageCap (0: as many as
 // asked), counting calls.
 func regionsServer(t *testing.T, all []string, pageCap int) (*testServer, *atomic.Int64) {

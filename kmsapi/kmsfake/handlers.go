@@ -204,10 +204,14 @@ func (s *Server) resourceInstances(rw *responder, p *project, body []byte) {
 	if !ok {
 		return
 	}
-	idx, all := p.selectKeys(req.Tags, req.Matches)
+	if *req.Action == "filter" {
+		s.keyPageHook(p.ID, offset)
+	}
+	ks := p.keys()
+	idx, all := ks.selectKeys(req.Tags, req.Matches)
 	total := len(idx)
 	if all {
-		total = len(p.keys)
+		total = len(ks.json)
 	}
 	str := s.useStrings()
 	s.mu.Lock()
@@ -223,9 +227,9 @@ func (s *Server) resourceInstances(rw *responder, p *project, body []byte) {
 	from, to := min(offset, total), min(offset+limit, total)
 	key := func(i int) *keyJSON {
 		if all {
-			return &p.keys[i]
+			return &ks.json[i]
 		}
-		return &p.keys[idx[i]]
+		return &ks.json[idx[i]]
 	}
 	size := 64
 	for i := from; i < to; i++ {

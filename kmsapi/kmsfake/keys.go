@@ -4,16 +4,26 @@ import (
 	"encoding/json"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kms-exporter/kms_exporter/kmsapi"
 )
 
-// project is a Project with every key's JSON prepared, so a 1000-key page
-// is a few appends per key rather than a reflection walk.
+// project is a Project whose keys are served from a keySet, replaced whole
+// when ChangeKeys changes them: every answer is one consistent snapshot.
 type project struct {
 	Project
-	keys []keyJSON
+	changeMu sync.Mutex // serializes ChangeKeys
+	set      atomic.Pointer[keySet]
+}
+
+// keySet is a project's keys with every key's JSON prepared, so a 1000-key
+// page is a few appends per key rather than a reflection walk.
+type keySet struct {
+	keys []kmsapi.Key
+	json []keyJSON
 }
 
 // keyJSON is one resources[] entry split around its numeric fields, which
@@ -32,13 +42,21 @@ type keyJSON struct {
 func newProject(p Project) *project {
 	pp := &project{Project: p}
 	pp.Quotas = append([]kmsapi.Quota(nil), p.Quotas...)
-	pp.Keys = append([]kmsapi.Key(nil), p.Keys...)
-	pp.keys = make([]keyJSON, len(pp.Keys))
-	for i, k := range pp.Keys {
-		pp.keys[i] = encodeKey(k, p.Region)
-	}
+	pp.Keys = nil // served from set
+	pp.set.Store(newKeySet(p.Keys, p.Region))
 	return pp
 }
+
+func newKeySet(keys []kmsapi.Key, region string) *keySet {
+	ks := &keySet{keys: append([]kmsapi.Key(nil), keys...), json: make([]keyJSON, len(keys))}
+	for i, k := range ks.keys {
+		ks.json[i] = encodeKey(k, region)
+	}
+	return ks
+}
+
+// keys is the project's current key set.
+func (p *project) keys() *keySet { return p.set.Load() }
 
 func jsonString(b []byte, s string) []byte {
 	q, _ := json.Marshal(s) // a string always marshals
@@ -193,13 +211,13 @@ type match struct {
 
 // selectKeys returns the indexes of the keys matching every tag filter and
 // every match, or nil and all=true when nothing filters.
-func (p *project) selectKeys(tags []tagFilter, matches []match) (idx []int, all bool) {
+func (ks *keySet) selectKeys(tags []tagFilter, matches []match) (idx []int, all bool) {
 	if len(tags) == 0 && len(matches) == 0 {
 		return nil, true
 	}
 	idx = []int{}
-	for i := range p.Keys {
-		if keyMatches(&p.Keys[i], tags, matches) {
+	for i := range ks.keys {
+		if keyMatches(&ks.keys[i], tags, matches) {
 			idx = append(idx, i)
 		}
 	}

@@ -85,6 +85,7 @@ type Server struct {
 	total       int
 	encoding    Encoding
 	detail      Detail
+	onKeyPage   func(projectID string, offset int)
 	tokenTTL    time.Duration
 	tokens      map[string]*token
 	metaTokens  map[string]time.Time
