@@ -40,6 +40,12 @@ import (
 // Every for: of the shipped rules is cut to this (see ShortenFor).
 const shortFor = 2 * time.Second
 
+// demoRPS is the --kms.requests-per-second of the exporters under test:
+// scrapes every second of the demo's six targets need about 18 API calls a
+// second, more than the default rate limit of 10; the demo's fake has no
+// rate limit of its own.
+const demoRPS = "100"
+
 // tools are the absolute paths of the Prometheus and Alertmanager binaries.
 type tools struct {
 	prometheus, promtool, alertmanager, amtool string
@@ -311,7 +317,7 @@ func TestEndToEnd(t *testing.T) {
 	t.Cleanup(hookSrv.Close)
 
 	// It listens once its config is loaded: ready.
-	exporter := testbin.Start(t, "kms_exporter", bin, "--demo", "--web.listen-address=127.0.0.1:0")
+	exporter := testbin.Start(t, "kms_exporter", bin, "--demo", "--kms.requests-per-second="+demoRPS, "--web.listen-address=127.0.0.1:0")
 	expAddr := exporter.ListenAddress(t)
 	expURL := "http://" + expAddr
 
