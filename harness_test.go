@@ -188,7 +188,13 @@ func (e *exporter) getFull(t testing.TB, path string) (int, http.Header, string)
 // send sends req (to e.base) and returns status, headers and body.
 func (e *exporter) send(t testing.TB, req *http.Request) (int, http.Header, string) {
 	t.Helper()
-	resp, err := e.client.Do(req)
+	return roundTrip(t, e.client, req)
+}
+
+// roundTrip sends req with client and returns status, headers and body.
+func roundTrip(t testing.TB, client *http.Client, req *http.Request) (int, http.Header, string) {
+	t.Helper()
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -338,21 +337,6 @@ func TestLoggerFormats(t *testing.T) {
 	}
 }
 
-// getURL GETs u with client and returns status and body.
-func getURL(t *testing.T, client *http.Client, u string) (int, string) {
-	t.Helper()
-	resp, err := client.Get(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, string(body)
-}
-
 var configLoaded = regexp.MustCompile(`msg="config loaded"`)
 
 // TestDemoBinary runs the built kms_exporter with --demo, scrapes it over
@@ -361,7 +345,11 @@ func TestDemoBinary(t *testing.T) {
 	p, base := startBinary(t, "http", "--demo")
 	client := &http.Client{Transport: &http.Transport{}}
 	defer client.CloseIdleConnections()
-	code, body := getURL(t, client, base+"/metrics")
+	req, err := http.NewRequest("GET", base+"/metrics", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, _, body := roundTrip(t, client, req)
 	if code != 200 {
 		t.Fatalf("status %d", code)
 	}
