@@ -325,31 +325,13 @@ func TestFakeFaults(t *testing.T) {
 	}
 }
 
-// statusOf is the HTTP status a call failed with; 0 without a *kmsapi.Error.
-func statusOf(err error) int {
-	var e *kmsapi.Error
-	if errors.As(err, &e) {
-		return e.StatusCode
-	}
-	return 0
-}
-
-func statusIs(code int) func(error) bool {
-	return func(err error) bool { return statusOf(err) == code }
-}
-
-func isServerError(err error) bool { return statusOf(err) >= 500 }
-
-// isAuthFailure: the API rejected the credentials, or the call was refused
-// unsent because the credential is paused after that.
-func isAuthFailure(err error) bool {
-	return statusOf(err) == http.StatusUnauthorized
-}
-
-// isPaused: the call was refused unsent, the credential paused after a 401.
-func isPaused(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "credential paused after an authentication failure")
-}
+// The error checks of the package's own tests.
+var (
+	statusIs      = kmsapi.StatusIs
+	isServerError = kmsapi.IsServerError
+	isAuthFailure = kmsapi.IsAuthFailure
+	isPaused      = kmsapi.IsPaused
+)
 
 // authPauseMin is the first pause after an authentication failure.
 const authPauseMin = 30 * time.Second

@@ -67,11 +67,11 @@ type flexString string
 
 func (f *flexString) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 	v, err := dec.ReadValue()
-	if err != nil {
-		return err
+	if err == nil {
+		var b []byte
+		b, err = scalarText(v)
+		*f = flexString(b)
 	}
-	b, err := scalarText(v)
-	*f = flexString(b)
 	return err
 }
 
