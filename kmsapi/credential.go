@@ -33,6 +33,7 @@ const (
 // Tunables, variables so tests can shrink them.
 var (
 	maxBodyBytes   int64 = 32 << 20
+	maxValueBytes  int64 = 8 << 20 // one JSON value: see cappedBody
 	maxRetries           = 2
 	retryBase            = 250 * time.Millisecond
 	retryMaxDelay        = 4 * time.Second
@@ -358,13 +359,20 @@ type cappedBody struct {
 func capBody(resp *http.Response) *cappedBody {
 	b := &cappedBody{r: resp.Body, left: maxBodyBytes}
 	if resp.ContentLength > maxBodyBytes {
-		b.err = bodyTooLargeError{maxBodyBytes}
+		b.err = capExceeded()
 	}
 	return b
 }
 
 func (b *cappedBody) Read(p []byte) (int, error) {
 	if b.err != nil {
+		return 0, b.err
+	}
+	// A decoder asks for this much room at once only to hold one value that
+	// large. No value of an API answer comes near it, and refusing it keeps
+	// the decoder's buffer, which grows by doubling, to about the cap.
+	if int64(len(p)) > maxValueBytes {
+		b.err = bodyTooLarge(fmt.Sprintf("response body holds a value of more than %d bytes", maxValueBytes))
 		return 0, b.err
 	}
 	// Read at most one byte past the cap: enough to know it is exceeded.
@@ -375,7 +383,7 @@ func (b *cappedBody) Read(p []byte) (int, error) {
 	b.left -= int64(n)
 	switch {
 	case b.left < 0:
-		b.err = bodyTooLargeError{maxBodyBytes}
+		b.err = capExceeded()
 	case err != nil && err != io.EOF:
 		b.err = fmt.Errorf("reading response body: %w", err)
 	default:
@@ -409,14 +417,18 @@ func isCertError(err error) bool {
 	return errors.As(err, &ce)
 }
 
+// errBodyTooLarge matches (errors.Is) every answer refused for its size:
+// not worth asking again.
 var errBodyTooLarge = errors.New("response body too large")
 
-type bodyTooLargeError struct{ limit int64 }
+type bodyTooLarge string
 
-func (e bodyTooLargeError) Error() string {
-	return fmt.Sprintf("response body exceeds %d bytes", e.limit)
+func (e bodyTooLarge) Error() string        { return string(e) }
+func (e bodyTooLarge) Is(target error) bool { return target == errBodyTooLarge }
+
+func capExceeded() error {
+	return bodyTooLarge(fmt.Sprintf("response body exceeds %d bytes", maxBodyBytes))
 }
-func (e bodyTooLargeError) Is(target error) bool { return target == errBodyTooLarge }
 
 // gate implements the pause after authentication failures and the single
 // probe while the credential is not known to work.

@@ -164,21 +164,26 @@ func (b *countingBody) Read(p []byte) (int, error) {
 }
 
 // An answer past the cap fails without a retry, having read no more than
-// one byte past the cap: whether it is endless keys, one endless string,
-// or announced too long (then nothing is read).
+// one byte past the cap: whether it is endless keys, announced too long
+// (then nothing is read), or one endless string, which stops sooner, at
+// the size of the largest value.
 func TestKeyPageOverCap(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const limit = 256 << 10
 		defer SetMaxBodyBytes(limit)()
+		oldValue := maxValueBytes
+		maxValueBytes = 64 << 10
+		defer func() { maxValueBytes = oldValue }()
 		resource := strings.TrimPrefix(string(keyPageJSON(0, 1, 1)), `{"resources":[`)
 		resource = resource[:strings.Index(resource, `],"total_count"`)] + ","
 		for name, tc := range map[string]struct {
 			start, repeat string
 			length        bool
+			want          string
 		}{
-			"endless keys":   {`{"resources":[`, resource, false},
-			"endless string": {`{"resources":[{"resource_id":"`, strings.Repeat("x", 1000), false},
-			"announced":      {`{"resources":[`, resource, true},
+			"endless keys":   {`{"resources":[`, resource, false, "response body exceeds 262144 bytes"},
+			"endless string": {`{"resources":[{"resource_id":"`, strings.Repeat("x", 1000), false, "response body holds a value of more than 65536 bytes"},
+			"announced":      {`{"resources":[`, resource, true, "response body exceeds 262144 bytes"},
 		} {
 			var calls, sent atomic.Int64
 			srv, _ := newKMS(t, func(w http.ResponseWriter, r *http.Request, _ []byte) {
@@ -200,7 +205,7 @@ func TestKeyPageOverCap(t *testing.T) {
 				o.HTTPClient = memClient(t, func(next http.RoundTripper) http.RoundTripper { tr.next = next; return tr })
 			})
 			_, err := c.filterKeys(ctxTimeout(t, 10*time.Second), 0, nil)
-			if e := mustError(t, err); !errors.Is(err, errBodyTooLarge) || e.StatusCode != 200 || !strings.Contains(err.Error(), "response body exceeds 262144 bytes") {
+			if e := mustError(t, err); !errors.Is(err, errBodyTooLarge) || e.StatusCode != 200 || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("%s: got %v", name, err)
 			}
 			if calls.Load() != 1 {
