@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -414,7 +415,7 @@ func TestConnectionRefused(t *testing.T) {
 		})
 		_, err := c.InstanceCount(ctxTimeout(t, 10*time.Second))
 		e := mustError(t, err)
-		if e.StatusCode != 0 || !errors.Is(err, errRefused) || e.Endpoint != EndpointInstances {
+		if e.StatusCode != 0 || !errors.Is(err, syscall.ECONNREFUSED) || e.Endpoint != EndpointInstances {
 			t.Errorf("got %#v", e)
 		}
 		if attempts.Load() != 3 {
