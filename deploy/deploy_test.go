@@ -31,7 +31,7 @@ var specMetrics, specHistograms, specLabels = func() (map[string]bool, []string,
 	names := map[string]bool{}
 	var histograms []string
 	labels := map[string]bool{"le": true, "job": true, "instance": true}
-	for _, m := range append(collector.Metrics(), pendingMetrics...) {
+	for _, m := range collector.Metrics() {
 		names[m.Name] = true
 		if m.Type == "histogram" {
 			histograms = append(histograms, m.Name)
@@ -42,21 +42,6 @@ var specMetrics, specHistograms, specLabels = func() (map[string]bool, []string,
 	}
 	return names, histograms, labels
 }()
-
-// pendingMetrics are in the product contract and used by alerts and the
-// dashboard, but the collector does not expose them yet.
-// TestPendingMetricsArePending drops each from here once it does.
-var pendingMetrics = []collector.Metric{}
-
-func TestPendingMetricsArePending(t *testing.T) {
-	for _, m := range collector.Metrics() {
-		for _, p := range pendingMetrics {
-			if m.Name == p.Name {
-				t.Errorf("the collector exposes %s now: drop it from pendingMetrics", p.Name)
-			}
-		}
-	}
-}
 
 var (
 	metricRE = regexp.MustCompile(`\bkms_[a-z0-9_]+`)
@@ -456,6 +441,8 @@ func TestDashboard(t *testing.T) {
 		"CMK quota", "CMK quota usage per project", "Quota used vs limit",
 		"Days until the CMK quota runs out", "Keys", "Keys by state", "Keys by tag",
 		"Keys pending deletion", "Regions", "Regions supported for cross-region keys",
+		"Key attributes", "Keys by spec", "Symmetric keys without rotation", "Keys by enterprise project",
+		"Imported key material expiring",
 		"Exporter health", "Targets up", "Collector success", "Collector duration",
 		"API requests by status code", "API latency",
 	} {

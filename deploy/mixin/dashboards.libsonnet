@@ -119,12 +119,48 @@ local g = import 'lib/grafana.libsonnet';
     ),
   ],
 
+  local attributesRow = [
+    g.row('Key attributes', 41),
+    g.bargauge(
+      'Keys by spec',
+      'kms_keys_by_spec: keys by key spec (AES_256, SM4, RSA_2048, EC_P256, SM2, HMAC_256, ...), usage, origin of the key material (kms, or external when imported) and automatic rotation, in any state.',
+      [0, 42, 12, 8],
+      [g.instant('sum by (key_spec, key_usage, origin, rotation_enabled) (kms_keys_by_spec{%s})' % f, '{{key_spec}} {{key_usage}} origin={{origin}} rotation={{rotation_enabled}}')],
+      { unit: 'short', min: 0, color: { mode: 'palette-classic' } },
+      'basic',
+    ),
+    g.stat(
+      'Symmetric keys without rotation',
+      'Keys of spec %s made by KMS (origin kms) with automatic rotation off: the compliance signal of the KMSKeyRotationDisabled alert (info).' % std.join(', ', c.rotatableKeySpecs),
+      [12, 42, 4, 8],
+      [g.instant('sum(kms_keys_by_spec{%s,key_spec=~"%s",origin="kms",rotation_enabled="false"}) or vector(0)' % [f, std.join('|', c.rotatableKeySpecs)], 'rotation off')],
+      { unit: 'short', thresholds: g.thresholds([['green', null], ['blue', 1]]), color: { mode: 'thresholds' } },
+      { colorMode: 'value', graphMode: 'none' },
+    ),
+    g.bargauge(
+      'Keys by enterprise project',
+      'kms_keys_by_enterprise_project: keys by the enterprise project they belong to (0 is the default enterprise project).',
+      [16, 42, 8, 8],
+      [g.instant('sum by (enterprise_project_id) (kms_keys_by_enterprise_project{%s})' % f, '{{enterprise_project_id}}')],
+      { unit: 'short', min: 0, color: { mode: 'palette-classic' } },
+      'basic',
+    ),
+    g.keyTable(
+      'Imported key material expiring',
+      'One row per key whose imported key material expires (kms_key_material_expiration_timestamp_seconds), with the expiration date and the days left. Red below %d days (alert KMSKeyMaterialExpiring): import the material again before then.' % c.keyMaterialExpiryWarningDays,
+      [0, 50, 24, 7],
+      'kms_key_material_expiration_timestamp_seconds{%s}' % f,
+      'Expires',
+      c.keyMaterialExpiryWarningDays,
+    ),
+  ],
+
   local healthRow = [
-    g.row('Exporter health', 41),
+    g.row('Exporter health', 57),
     g.stat(
       'Targets up',
       'kms_up per target: 1 when the exporter authenticated and at least one collector succeeded (alert KMSExporterTargetDown after 10 minutes at 0).',
-      [0, 42, 8, 8],
+      [0, 58, 8, 8],
       [g.instant('%s (kms_up{%s})' % [byProject, f], '{{project_id}} ({{region}})')],
       g.upDown('DOWN', 'UP'),
       { colorMode: 'background', graphMode: 'none', textMode: 'value_and_name' },
@@ -133,7 +169,7 @@ local g = import 'lib/grafana.libsonnet';
       'state-timeline',
       'Collector success',
       'kms_scrape_collector_success per target and collector (quotas, instances, keys, regions). A failed collector never fails the scrape (alert KMSExporterCollectorFailing after 15 minutes).',
-      [8, 42, 16, 8],
+      [8, 58, 16, 8],
       [g.range('max by (region, project_id, collector) (kms_scrape_collector_success{%s})' % f, '{{project_id}} {{collector}}')],
       g.upDown('failed', 'ok'),
       [],
@@ -142,7 +178,7 @@ local g = import 'lib/grafana.libsonnet';
     g.timeseries(
       'Collector duration',
       'kms_scrape_collector_duration_seconds: wall time of each collector in the last scrape.',
-      [0, 50, 8, 8],
+      [0, 66, 8, 8],
       [g.range('max by (region, project_id, collector) (kms_scrape_collector_duration_seconds{%s})' % f, '{{project_id}} {{collector}}')],
       { unit: 's', min: 0 },
       [],
@@ -151,7 +187,7 @@ local g = import 'lib/grafana.libsonnet';
     g.timeseries(
       'API requests by status code',
       'Rate of KMS/IAM API requests (kms_api_requests_total, from /metrics) by HTTP status; code "error" is a request without an answer. 429 is throttling (KMS allows 20 requests per second per account): the red line, 0 when not throttled (alert KMSExporterThrottled). Follows job, instance and region: the counter has no project_id.',
-      [8, 50, 8, 8],
+      [8, 66, 8, 8],
       [
         g.range('sum by (code) (rate(kms_api_requests_total{%s}[$__rate_interval]))' % fapi, '{{code}}'),
         g.range('sum(rate(kms_api_requests_total{%s,code="429"}[$__rate_interval])) or vector(0)' % fapi, 'throttled (429)'),
@@ -162,7 +198,7 @@ local g = import 'lib/grafana.libsonnet';
     g.timeseries(
       'API latency',
       'p50, p90 and p99 of kms_api_request_duration_seconds per endpoint (from /metrics). Follows job, instance and region: the histogram has no project_id.',
-      [16, 50, 8, 8],
+      [16, 66, 8, 8],
       [
         g.range('histogram_quantile(%s, sum by (le, endpoint) (rate(kms_api_request_duration_seconds_bucket{%s}[$__rate_interval])))' % [q[0], fapi], q[1] + ' {{endpoint}}')
         for q in [['0.5', 'p50'], ['0.9', 'p90'], ['0.99', 'p99']]
@@ -182,11 +218,11 @@ local g = import 'lib/grafana.libsonnet';
     'kms.json': g.dashboard(
       c.dashboardUID,
       c.dashboardTitle,
-      'Huawei Cloud KMS: CMK quota, keys, cross-region support and exporter health, from kms_exporter.',
+      'Huawei Cloud KMS: CMK quota, keys, cross-region support, key attributes and exporter health, from kms_exporter.',
       c.dashboardTags,
       c.dashboardRefresh,
       selectorVars,
-      quotaRow + keysRow + regionsRow + healthRow,
+      quotaRow + keysRow + regionsRow + attributesRow + healthRow,
     ),
   },
 }
