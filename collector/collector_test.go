@@ -22,6 +22,7 @@ var (
 	testTmpAK = kmsfake.AccessKey{AK: "TESTTMPAK00000000000", SK: "test-tmp-secret-00000000000000000000000", SecurityToken: "test-security-token-000"}
 	testUser  = kmsfake.User{Domain: "test-domain", Name: "test-user", Password: "test-password"}
 	testAgent = kmsfake.AccessKey{AK: "TESTAGENCYAK00000000", SK: "test-agency-secret-0000000000000000000", SecurityToken: "test-agency-token"}
+	testIdP   = kmsfake.IdentityProvider{ID: "test-cce-idp", ClientID: "kms-exporter"}
 	deletion1 = time.Date(2025, 6, 3, 0, 0, 0, 0, time.UTC)
 	material1 = time.Date(2025, 7, 1, 0, 0, 0, 0, time.UTC)
 )
@@ -32,9 +33,10 @@ const epPayments = "6b8e4a2c-1f3d-4e5a-9b7c-0d2e4f6a8b1c"
 // testScenario is one small project whose every metric value is known.
 func testScenario() kmsfake.Scenario {
 	return kmsfake.Scenario{
-		AccessKeys: []kmsfake.AccessKey{testAK, testTmpAK},
-		Users:      []kmsfake.User{testUser},
-		Agency:     &testAgent,
+		AccessKeys:        []kmsfake.AccessKey{testAK, testTmpAK},
+		Users:             []kmsfake.User{testUser},
+		Agency:            &testAgent,
+		IdentityProviders: []kmsfake.IdentityProvider{testIdP},
 		Projects: []kmsfake.Project{{
 			ID:     "p1",
 			Region: "cn-north-4",
@@ -101,6 +103,14 @@ func (f *fixture) credential(t *testing.T, auth kmsapi.Authenticator) *kmsapi.Cr
 	return c
 }
 
+// oidc exchanges a fresh ID token of testIdP, as read from a projected
+// token file.
+func (f *fixture) oidc() kmsapi.Authenticator {
+	return kmsapi.NewOIDC(kmsapi.OIDCOptions{IAMEndpoint: f.fake.URL(), IdpID: testIdP.ID, IDToken: func() (string, error) {
+		return f.fake.IDToken(testIdP.ID, "system:serviceaccount:monitoring:kms-exporter", time.Hour), nil
+	}})
+}
+
 func (f *fixture) aksk(t *testing.T) *kmsapi.Credential {
 	return f.credential(t, kmsapi.NewAKSK(testAK.AK, testAK.SK, ""))
 }
@@ -140,6 +150,8 @@ func TestCollectEveryMetricPerCredentialKind(t *testing.T) {
 			IAMEndpoint: f.fake.URL(), DomainName: testUser.Domain, UserName: testUser.Name, Password: testUser.Password,
 		})},
 		{name: "ecs agency", auth: kmsapi.NewECSMetadata(kmsapi.ECSMetadataOptions{Endpoint: f.fake.URL(), HTTPClient: f.fake.Client()})},
+		{name: "oidc", auth: f.oidc()},
+		{name: "oidc project lookup", auth: f.oidc(), lookup: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tg := f.target(f.credential(t, tc.auth))

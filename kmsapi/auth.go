@@ -162,78 +162,14 @@ func sharedFlight[T any](ctx context.Context, g *flight.Group[string, T], key, e
 // NewIAMPassword logs in with a password and sends the project-scoped token
 // as X-Auth-Token, caching one token per project until shortly before it expires.
 func NewIAMPassword(o IAMPasswordOptions) Authenticator {
-	o.IAMEndpoint = strings.TrimRight(o.IAMEndpoint, "/")
-	if o.Now == nil {
-		o.Now = time.Now
-	}
-	return &iamAuth{o: o, tokens: map[string]*iamToken{}}
+	a := &iamAuth{o: o}
+	a.init(o.IAMEndpoint, o.Now, a.login)
+	return a
 }
 
 type iamAuth struct {
-	o      IAMPasswordOptions
-	h      authHTTP
-	sf     flight.Group[string, *iamToken]
-	mu     sync.Mutex
-	tokens map[string]*iamToken // by scope key
-}
-
-type iamToken struct {
-	value     string
-	projectID string
-	refreshAt time.Time
-}
-
-func (a *iamAuth) setEnv(e authEnv) { a.h.setEnv(e) }
-
-// scopeKey names the cache slot of a token: by project ID, by project name
-// (for lookups), or the domain for calls scoped to no project.
-func scopeKey(projectID, projectName string) string {
-	switch {
-	case projectID != "":
-		return "id:" + projectID
-	case projectName != "":
-		return "name:" + projectName
-	}
-	return "domain"
-}
-
-func (a *iamAuth) Authenticate(ctx context.Context, req *http.Request, body []byte, projectID string) error {
-	return a.authenticateIn(ctx, req, body, projectID, "")
-}
-
-// authenticateIn logs in at the IAM of region: the token of a project is
-// issued by the IAM of the project's region.
-func (a *iamAuth) authenticateIn(ctx context.Context, req *http.Request, _ []byte, projectID, region string) error {
-	t, err := a.token(ctx, region, projectID, "")
-	if err != nil {
-		return err
-	}
-	req.Header.Set("X-Auth-Token", t.value)
-	return nil
-}
-
-func (a *iamAuth) lookupProject(ctx context.Context, region string) (string, error) {
-	t, err := a.token(ctx, region, "", region)
-	if err != nil {
-		return "", err
-	}
-	if t.projectID == "" {
-		return "", &Error{Endpoint: EndpointIAMToken, StatusCode: http.StatusCreated, Err: fmt.Errorf("token for project %q names no project ID", region)}
-	}
-	return t.projectID, nil
-}
-
-func (a *iamAuth) token(ctx context.Context, region, projectID, projectName string) (*iamToken, error) {
-	key := scopeKey(projectID, projectName)
-	a.mu.Lock()
-	t := a.tokens[key]
-	a.mu.Unlock()
-	if t != nil && a.o.Now().Before(t.refreshAt) {
-		return t, nil
-	}
-	return sharedFlight(ctx, &a.sf, key, EndpointIAMToken, func(ctx context.Context) (*iamToken, error) {
-		return a.login(ctx, region, projectID, projectName)
-	})
+	tokenSource
+	o IAMPasswordOptions
 }
 
 // loginBody asks for a token scoped to the project (by ID or, to look one
@@ -255,52 +191,7 @@ func (a *iamAuth) loginBody(projectID, projectName string) []byte {
 }
 
 func (a *iamAuth) login(ctx context.Context, region, projectID, projectName string) (*iamToken, error) {
-	hdr := http.Header{"Content-Type": {"application/json;charset=UTF-8"}}
-	status, respHdr, body, err := a.h.do(ctx, EndpointIAMToken, http.MethodPost, iamEndpointFor(a.o.IAMEndpoint, region)+"/v3/auth/tokens", hdr, a.loginBody(projectID, projectName))
-	if err != nil {
-		return nil, err
-	}
-	value := respHdr.Get("X-Subject-Token")
-	if value == "" {
-		return nil, &Error{Endpoint: EndpointIAMToken, StatusCode: status, Err: errors.New("answer lacks X-Subject-Token")}
-	}
-	expires, pid, err := decodeTokenBody(body)
-	if err != nil {
-		return nil, err
-	}
-	now := a.o.Now()
-	if !expires.After(now) {
-		return nil, &Error{Endpoint: EndpointIAMToken, StatusCode: status, Err: fmt.Errorf("token expired at %s on arrival; check the clock", expires.Format(time.RFC3339))}
-	}
-	if projectID != "" && pid != "" && pid != projectID {
-		return nil, &Error{Endpoint: EndpointIAMToken, StatusCode: status, Err: fmt.Errorf("token is scoped to project %s, not %s", pid, projectID)}
-	}
-	t := &iamToken{value: value, projectID: pid, refreshAt: refreshAt(now, expires, 10, 30*time.Minute)}
-	a.mu.Lock()
-	a.tokens[scopeKey(projectID, projectName)] = t
-	if projectName != "" && pid != "" {
-		a.tokens[scopeKey(pid, "")] = t
-	}
-	a.mu.Unlock()
-	return t, nil
-}
-
-func (a *iamAuth) Invalidate() {
-	a.mu.Lock()
-	clear(a.tokens)
-	a.mu.Unlock()
-}
-
-// rejected drops the token req carried, wherever it is cached.
-func (a *iamAuth) rejected(req *http.Request) {
-	v := req.Header.Get("X-Auth-Token")
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	for k, t := range a.tokens {
-		if t.value == v {
-			delete(a.tokens, k)
-		}
-	}
+	return a.post(ctx, region, "/v3/auth/tokens", http.Header{}, a.loginBody(projectID, projectName), projectID, projectName)
 }
 
 // defaultECSMetadataEndpoint is the link-local metadata service.

@@ -120,9 +120,7 @@ func TestFakeListKeysWhileKeysChange(t *testing.T) {
 			srv := start(t, sc)
 			p := sc.Projects[0]
 			ch := newChurn(srv, p.ID, tc.change)
-			c := newClient(t, srv, p, kmsapi.NewAKSK(kmsfake.ExampleAccessKey.AK, kmsfake.ExampleAccessKey.SK, ""), func(o *kmsapi.CredentialOptions) {
-				o.HTTPClient = srv.InMemoryClient()
-			})
+			c := newClient(t, srv, p, kmsapi.NewAKSK(kmsfake.ExampleAccessKey.AK, kmsfake.ExampleAccessKey.SK, ""))
 			before := srv.Keys(p.ID)
 			keys, err := c.ListKeys(ctxFor(t, 30*time.Second))
 			if err != nil {

@@ -19,6 +19,10 @@ type Scenario struct {
 	AccessKeys []AccessKey
 	// Users are IAM users that may log in with a password, to any project in Projects.
 	Users []User
+	// IdentityProviders are OpenID Connect identity providers of the
+	// account: their ID tokens (see Server.IDToken) are exchanged for
+	// tokens of any project in Projects.
+	IdentityProviders []IdentityProvider
 	// Agency holds the temporary credentials the metadata service hands out;
 	// nil: the metadata service answers 404. They are accepted for signing.
 	Agency *AccessKey

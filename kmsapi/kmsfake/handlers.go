@@ -33,6 +33,10 @@ func (s *Server) serve(rw *responder, r *http.Request, rt route) {
 	}
 	switch rt.endpoint {
 	case kmsapi.EndpointIAMToken:
+		if r.URL.Path == idTokenPath {
+			s.exchangeIDToken(rw, r, body)
+			return
+		}
 		s.issueToken(rw, body)
 		return
 	case kmsapi.EndpointECSMetadata:
@@ -350,6 +354,13 @@ func (rw *responder) iamError(status int, title, msg string) {
 	}{e{status, title, msg}})
 }
 
+// scopeRequest is the scope of a token request: a project (by ID or
+// name) or a domain.
+type scopeRequest struct {
+	Project *iamProject `json:"project"`
+	Domain  *iamDomain  `json:"domain"`
+}
+
 func (s *Server) issueToken(rw *responder, body []byte) {
 	var req struct {
 		Auth struct {
@@ -363,10 +374,7 @@ func (s *Server) issueToken(rw *responder, body []byte) {
 					} `json:"user"`
 				} `json:"password"`
 			} `json:"identity"`
-			Scope struct {
-				Project *iamProject `json:"project"`
-				Domain  *iamDomain  `json:"domain"`
-			} `json:"scope"`
+			Scope scopeRequest `json:"scope"`
 		} `json:"auth"`
 	}
 	if err := json.Unmarshal(body, &req); err != nil {
@@ -396,13 +404,35 @@ func (s *Server) issueToken(rw *responder, body []byte) {
 		return
 	}
 
+	s.grantToken(rw, grant{
+		principal: u.Domain.Name + "/" + u.Name,
+		userID:    userID(u.Domain.Name, u.Name),
+		userName:  u.Name,
+		domain:    u.Domain.Name,
+		method:    "password",
+		project:   p,
+	})
+}
+
+// grant is an IAM token about to be issued.
+type grant struct {
+	principal        string // for the rate limit
+	userID, userName string
+	domain           string // the account's name
+	method           string // token.methods
+	project          *project
+}
+
+// grantToken issues a token as IAM does: 201, the token in X-Subject-Token,
+// its expiry, user and scope (the project, else the domain) in the body.
+func (s *Server) grantToken(rw *responder, g grant) {
 	tok := "MIIFake" + randomHex(48)
 	s.mu.Lock()
 	now := s.now()
 	expires := now.Add(s.tokenTTL)
-	t := &token{user: u.Domain.Name + "/" + u.Name, expires: expires}
-	if p != nil {
-		t.projectID = p.ID
+	t := &token{user: g.principal, expires: expires}
+	if g.project != nil {
+		t.projectID = g.project.ID
 	}
 	s.tokens[tok] = t
 	s.mu.Unlock()
@@ -415,15 +445,15 @@ func (s *Server) issueToken(rw *responder, body []byte) {
 	answer := map[string]any{
 		"expires_at": expires.UTC().Format(iamTimeFmt),
 		"issued_at":  now.UTC().Format(iamTimeFmt),
-		"methods":    []string{"password"},
-		"user":       named{userID(u.Domain.Name, u.Name), u.Name, iamDomain{s.domainID, u.Domain.Name}},
+		"methods":    []string{g.method},
+		"user":       named{g.userID, g.userName, iamDomain{s.domainID, g.domain}},
 		"roles":      []map[string]string{{"id": "0", "name": "kms_adm"}},
 		"catalog":    []any{},
 	}
-	if p != nil {
-		answer["project"] = named{p.ID, p.IAMName(), iamDomain{s.domainID, u.Domain.Name}}
+	if g.project != nil {
+		answer["project"] = named{g.project.ID, g.project.IAMName(), iamDomain{s.domainID, g.domain}}
 	} else {
-		answer["domain"] = iamDomain{s.domainID, u.Domain.Name}
+		answer["domain"] = iamDomain{s.domainID, g.domain}
 	}
 	rw.w.Header().Set("X-Subject-Token", tok)
 	rw.json(http.StatusCreated, map[string]any{"token": answer})

@@ -20,6 +20,10 @@ var ExampleAccessKey = AccessKey{AK: "EXAMPLEAK00000000000", SK: "example-secret
 // ExampleUser is the IAM user Generate puts in every scenario.
 var ExampleUser = User{Domain: "example-account", Name: "exporter", Password: "example-password"}
 
+// ExampleIdentityProvider is the OIDC identity provider Generate puts in
+// every scenario: ID tokens for it come from Server.IDToken.
+var ExampleIdentityProvider = IdentityProvider{ID: "example-cce-idp", ClientID: "kms-exporter"}
+
 // ExampleAgency is the metadata credential Generate puts in every scenario.
 var ExampleAgency = AccessKey{AK: "EXAMPLEAGENCYAK00000", SK: "example-agency-secret-key-00000000000000", SecurityToken: "example-security-token-gQpjbi1ub3J0aC00"}
 
@@ -145,7 +149,8 @@ func finish(p *Project, cmkLimit, grantsUsed int64) {
 // Seed: projects cycle over Regions, each with a few service default keys
 // and customer keys mostly enabled with some in every other state, tagged
 // env and team plus a long tail. The CMK quota is at least the key count.
-// The scenario also holds ExampleUser and ExampleAgency.
+// The scenario also holds ExampleUser, ExampleAgency and
+// ExampleIdentityProvider.
 func Generate(o GenerateOptions) Scenario {
 	if o.Projects <= 0 {
 		o.Projects = 1
@@ -163,10 +168,12 @@ func Generate(o GenerateOptions) Scenario {
 	domainID := g.hex(32)
 	agency := ExampleAgency
 	sc := Scenario{
-		AccessKeys:   []AccessKey{o.AccessKey},
-		Users:        []User{ExampleUser},
-		Agency:       &agency,
-		CrossRegions: append([]string(nil), o.Regions[:min(3, len(o.Regions))]...),
+		AccessKeys: []AccessKey{o.AccessKey},
+		Users:      []User{ExampleUser},
+		Agency:     &agency,
+		// An identity provider as a CCE cluster with workload identity has.
+		IdentityProviders: []IdentityProvider{ExampleIdentityProvider},
+		CrossRegions:      append([]string(nil), o.Regions[:min(3, len(o.Regions))]...),
 	}
 	for i := range o.Projects {
 		p := Project{ID: g.hex(32), Region: o.Regions[i%len(o.Regions)]}

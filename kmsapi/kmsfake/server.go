@@ -30,6 +30,7 @@ import (
 //	POST /v1.0/{project_id}/kms/resource_instances/action
 //	GET  /v2/{project_id}/kms/regions
 //	POST /v3/auth/tokens
+//	POST /v3.0/OS-AUTH/id-token/tokens
 //	GET  /v3/projects
 //	GET  /v3/auth/projects
 //	PUT  /meta-data/latest/api/token
@@ -86,6 +87,7 @@ type Server struct {
 	encoding    Encoding
 	detail      Detail
 	onKeyPage   func(projectID string, offset int)
+	oidc        oidcIssuer
 	tokenTTL    time.Duration
 	tokens      map[string]*token
 	metaTokens  map[string]time.Time
@@ -144,6 +146,7 @@ func newServer(sc Scenario) *Server {
 		tokens:       map[string]*token{},
 		metaTokens:   map[string]time.Time{},
 		limiters:     map[string]*rate.Limiter{},
+		oidc:         newOIDCIssuer(sc.IdentityProviders),
 		now:          time.Now,
 	}
 	for _, p := range sc.Projects {
@@ -376,7 +379,7 @@ func classify(r *http.Request) route {
 			rt.endpoint, rt.known = kmsapi.EndpointRegions, m == http.MethodGet
 		}
 		return rt
-	case p == "/v3/auth/tokens":
+	case p == "/v3/auth/tokens" || p == idTokenPath:
 		return route{endpoint: kmsapi.EndpointIAMToken, known: m == http.MethodPost}
 	case p == "/v3/auth/projects":
 		return route{endpoint: kmsapi.EndpointIAMProjectList, known: m == http.MethodGet}
