@@ -55,9 +55,13 @@ type CredentialOptions struct {
 	UserAgent         string // default "kms_exporter/<version>"
 	Observer          Observer
 	// Pause after an authentication failure: starts at AuthPauseMin and
-	// doubles per consecutive failure up to AuthPauseMax. Defaults 30s, 5m.
+	// doubles per consecutive failure up to AuthPauseMax, but never lets
+	// more than 3 failures reach the API in any 5 minutes. Defaults 30s, 5m.
 	AuthPauseMin, AuthPauseMax time.Duration
-	Now                        func() time.Time // for tests; default time.Now
+	// PauseStore, if set, hands the pause on to the next Credential of the
+	// same AK: after a reload, and with a directory after a restart.
+	PauseStore *PauseStore
+	Now        func() time.Time // for tests; default time.Now
 }
 
 // ClientOptions configure a Client for one target.

@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -101,6 +100,7 @@ type Credential struct {
 	sem     chan struct{}
 	gate    gate
 	waited  atomic.Int64 // nanoseconds spent in the rate limiter
+	pauseID string       // name of the state in opts.PauseStore
 }
 
 // NewCredential builds a Credential.
@@ -135,6 +135,7 @@ func NewCredential(o CredentialOptions) (*Credential, error) {
 		limiter: rate.NewLimiter(rate.Limit(o.RequestsPerSecond), burst),
 		sem:     make(chan struct{}, o.Concurrency),
 	}
+	c.restorePause()
 	if s, ok := o.Auth.(envSetter); ok {
 		s.setEnv(authEnv{client: o.HTTPClient, userAgent: o.UserAgent, observer: o.Observer})
 	}
@@ -428,105 +429,4 @@ func (e bodyTooLarge) Is(target error) bool { return target == errBodyTooLarge }
 
 func capExceeded() error {
 	return bodyTooLarge(fmt.Sprintf("response body exceeds %d bytes", maxBodyBytes))
-}
-
-// gate implements the pause after authentication failures and the single
-// probe while the credential is not known to work.
-type gate struct {
-	mu       sync.Mutex
-	ok       bool          // accepted since the last failure
-	probe    chan struct{} // non-nil while the single probe call is out; closed when it answers
-	gen      uint64        // counts failures, so late answers of older calls are ignored
-	failures int           // consecutive authentication failures
-	until    time.Time     // paused until
-	last     *Error        // the failure that caused the pause
-}
-
-// pausedError is returned while the credential rests: errors.Is(err,
-// errCredentialPaused) holds, and errors.As finds the remembered *Error.
-type pausedError struct {
-	name  string
-	until time.Time
-	last  *Error
-}
-
-func (e *pausedError) Error() string {
-	s := errCredentialPaused.Error()
-	if e.name != "" {
-		s = "credential " + e.name + ": " + s
-	}
-	return s + " (until " + e.until.UTC().Format(time.RFC3339) + "): " + e.last.Error()
-}
-
-func (e *pausedError) Unwrap() []error { return []error{errCredentialPaused, e.last} }
-
-// enter waits until the call may go: returns the paused error during a
-// pause, lets one probe through while the credential is unproven, and holds
-// the others until the probe answers.
-func (c *Credential) enter(ctx context.Context, endpoint string) (gen uint64, probe bool, err error) {
-	g := &c.gate
-	for {
-		g.mu.Lock()
-		if g.failures > 0 && c.opts.Now().Before(g.until) {
-			err := &pausedError{name: c.opts.Name, until: g.until, last: g.last}
-			g.mu.Unlock()
-			traceRefused(ctx, endpoint, err)
-			return 0, false, err
-		}
-		if g.ok {
-			gen := g.gen
-			g.mu.Unlock()
-			return gen, false, nil
-		}
-		if g.probe == nil {
-			g.probe = make(chan struct{})
-			gen := g.gen
-			g.mu.Unlock()
-			return gen, true, nil
-		}
-		wait := g.probe
-		g.mu.Unlock()
-		select {
-		case <-wait:
-		case <-ctx.Done():
-			return 0, false, &Error{Endpoint: endpoint, Err: ctx.Err()}
-		}
-	}
-}
-
-// leave records what a call learnt about the credential. A 401 starts or
-// lengthens the pause; any other answer from the API proves the credential
-// (throttling and 5xx may come before authentication, so they prove nothing).
-func (c *Credential) leave(gen uint64, probe bool, err error) {
-	g := &c.gate
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if probe {
-		close(g.probe)
-		g.probe = nil
-	}
-	if gen != g.gen {
-		return // started before a newer failure; its answer is stale
-	}
-	e, isErr := asError(err)
-	switch {
-	case err == nil:
-		g.ok, g.failures, g.last = true, 0, nil
-	case isErr && e.StatusCode == http.StatusUnauthorized:
-		g.gen++
-		g.ok = false
-		g.failures++
-		pause := c.opts.AuthPauseMin
-		for i := 1; i < g.failures && pause < c.opts.AuthPauseMax; i++ {
-			pause *= 2
-		}
-		pause = min(pause, c.opts.AuthPauseMax)
-		g.until = c.opts.Now().Add(pause)
-		g.last = e
-		c.opts.Auth.Invalidate()
-	case isErr && (e.Endpoint == EndpointIAMToken || e.Endpoint == EndpointECSMetadata):
-		// Login or metadata trouble other than a 401 says nothing yet.
-	case isErr && e.StatusCode >= 200 && e.StatusCode < 500 && e.StatusCode != http.StatusTooManyRequests:
-		g.ok, g.failures, g.last = true, 0, nil
-	}
 }

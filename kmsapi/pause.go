@@ -1,0 +1,170 @@
+package kmsapi
+
+import (
+	"context"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// The API locks an AK for everyone after five failed authentications in
+// five minutes. A credential stays at lockoutBudget of them in any
+// lockoutWindow, which leaves room for one restart without --storage.path,
+// or for another tool that uses the same key.
+const (
+	lockoutWindow = 5 * time.Minute
+	lockoutBudget = 3
+)
+
+// gate implements the pause after authentication failures and the single
+// probe while the credential is not known to work.
+type gate struct {
+	mu       sync.Mutex
+	ok       bool          // accepted since the last failure
+	probe    chan struct{} // non-nil while the single probe call is out; closed when it answers
+	gen      uint64        // counts failures, so late answers of older calls are ignored
+	failures int           // consecutive authentication failures
+	until    time.Time     // paused until
+	last     *Error        // the failure that caused the pause
+	recent   []time.Time   // the last lockoutBudget failures, oldest first, kept across successes
+}
+
+// pausedError is returned while the credential rests: errors.Is(err,
+// errCredentialPaused) holds, and errors.As finds the remembered *Error.
+type pausedError struct {
+	name  string
+	until time.Time
+	last  *Error
+}
+
+func (e *pausedError) Error() string {
+	s := errCredentialPaused.Error()
+	if e.name != "" {
+		s = "credential " + e.name + ": " + s
+	}
+	return s + " (until " + e.until.UTC().Format(time.RFC3339) + "): " + e.last.Error()
+}
+
+func (e *pausedError) Unwrap() []error { return []error{errCredentialPaused, e.last} }
+
+// enter waits until the call may go: returns the paused error during a
+// pause, lets one probe through while the credential is unproven, and holds
+// the others until the probe answers.
+func (c *Credential) enter(ctx context.Context, endpoint string) (gen uint64, probe bool, err error) {
+	g := &c.gate
+	for {
+		g.mu.Lock()
+		if g.failures > 0 && c.opts.Now().Before(g.until) {
+			err := &pausedError{name: c.opts.Name, until: g.until, last: g.last}
+			g.mu.Unlock()
+			traceRefused(ctx, endpoint, err)
+			return 0, false, err
+		}
+		if g.ok {
+			gen := g.gen
+			g.mu.Unlock()
+			return gen, false, nil
+		}
+		if g.probe == nil {
+			g.probe = make(chan struct{})
+			gen := g.gen
+			g.mu.Unlock()
+			return gen, true, nil
+		}
+		wait := g.probe
+		g.mu.Unlock()
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return 0, false, &Error{Endpoint: endpoint, Err: ctx.Err()}
+		}
+	}
+}
+
+// leave records what a call learnt about the credential. A 401 starts or
+// lengthens the pause; any other answer from the API proves the credential
+// (throttling and 5xx may come before authentication, so they prove nothing).
+func (c *Credential) leave(gen uint64, probe bool, err error) {
+	g := &c.gate
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if probe {
+		close(g.probe)
+		g.probe = nil
+	}
+	e, isErr := asError(err)
+	rejected := isErr && e.StatusCode == http.StatusUnauthorized
+	if rejected {
+		// Every 401 counts at the API, a late one too.
+		g.recent = append(g.recent, c.opts.Now())
+		if len(g.recent) > lockoutBudget {
+			g.recent = g.recent[len(g.recent)-lockoutBudget:]
+		}
+	}
+	if gen != g.gen {
+		// Started before a newer failure: its answer says nothing new about
+		// the credential, but a late 401 may push the pause out.
+		if rejected && g.failures > 0 {
+			g.until = later(g.until, c.budgetEnd())
+			c.savePause()
+		}
+		return
+	}
+	switch {
+	case err == nil:
+		c.proven()
+	case rejected:
+		g.gen++
+		g.ok = false
+		g.failures++
+		g.until = c.pauseEnd(g.failures)
+		g.last = e
+		c.opts.Auth.Invalidate()
+		c.savePause()
+	case isErr && (e.Endpoint == EndpointIAMToken || e.Endpoint == EndpointECSMetadata):
+		// Login or metadata trouble other than a 401 says nothing yet.
+	case isErr && e.StatusCode >= 200 && e.StatusCode < 500 && e.StatusCode != http.StatusTooManyRequests:
+		c.proven()
+	}
+}
+
+// proven records an answer that got past authentication. c.gate.mu is held.
+func (c *Credential) proven() {
+	g := &c.gate
+	wasFailing := g.failures > 0
+	g.ok, g.failures, g.last = true, 0, nil
+	if wasFailing {
+		c.savePause()
+	}
+}
+
+// pauseEnd is when the pause after the failures-th consecutive failure
+// ends: AuthPauseMin doubled per failure up to AuthPauseMax, and never
+// before budgetEnd. c.gate.mu is held.
+func (c *Credential) pauseEnd(failures int) time.Time {
+	pause := c.opts.AuthPauseMin
+	for i := 1; i < failures && pause < c.opts.AuthPauseMax; i++ {
+		pause *= 2
+	}
+	return later(c.opts.Now().Add(min(pause, c.opts.AuthPauseMax)), c.budgetEnd())
+}
+
+// budgetEnd is when the oldest of the last lockoutBudget failures leaves
+// the lockout window, so that one more attempt keeps the window at the
+// budget; zero while fewer failures are known. We count a failure when its
+// answer comes, after the API did, so the window is never shorter than the
+// API's; a second more spares a clock step. c.gate.mu is held.
+func (c *Credential) budgetEnd() time.Time {
+	r := c.gate.recent
+	if len(r) < lockoutBudget {
+		return time.Time{}
+	}
+	return r[len(r)-lockoutBudget].Add(lockoutWindow + time.Second)
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
