@@ -18,6 +18,7 @@ import (
 	"github.com/kms-exporter/kms_exporter/collector"
 	"github.com/kms-exporter/kms_exporter/config"
 	"github.com/kms-exporter/kms_exporter/discovery"
+	"github.com/kms-exporter/kms_exporter/kmsapi"
 	"github.com/kms-exporter/kms_exporter/kmsapi/kmsfake"
 )
 
@@ -36,6 +37,7 @@ type app struct {
 	demo       *kmsfake.Server // --demo only
 	demoData   kmsfake.Scenario
 	httpClient *http.Client // every API call's, metadata included; nil: kmsapi's defaults
+	pauses     *kmsapi.PauseStore
 
 	history *history // recent scrapes, kept across reloads
 
@@ -80,6 +82,10 @@ func newApp(s *settings, logger log.Logger, getenv func(string) string) (*app, e
 		a.configMetrics(),
 	)
 	a.own.MustRegister(own.Collectors()...)
+	var err error
+	if a.pauses, err = kmsapi.NewPauseStore(s.storagePath, logger); err != nil {
+		return nil, fmt.Errorf("--storage.path: %w", err)
+	}
 	if s.demo {
 		a.demo, a.demoData = startDemo(logger)
 		a.httpClient = a.demo.Client()
@@ -223,6 +229,7 @@ func (a *app) buildOptions() config.BuildOptions {
 		Concurrency:       a.s.concurrency,
 		HTTPClient:        a.httpClient,
 		Observer:          a.api.Observe,
+		PauseStore:        a.pauses,
 	}
 }
 

@@ -48,6 +48,7 @@ type settings struct {
 	demo          bool
 	configCheck   bool
 	historyLimit  int
+	storagePath   string
 }
 
 // parseFlags parses args (without the program name) into settings and the
@@ -80,6 +81,7 @@ func parseFlags(args []string) (*settings, *web.FlagConfig, error) {
 	app.Flag("config.check", "Load and check the config and every secret file, print the targets it would watch (discovered ones too when IAM answers), and exit 0 if the config is good, 1 if not.").BoolVar(&s.configCheck)
 	app.Flag("demo", "Serve simulated data from the embedded fake KMS API; no cloud account needed.").BoolVar(&s.demo)
 	app.Flag("history.limit", "Recent scrapes kept for the landing page and their debug logs (/probe/debug?id=N).").Default("100").IntVar(&s.historyLimit)
+	app.Flag("storage.path", "Directory for small state that must survive a restart: the pause of a credential after a failed authentication, so that restarts cannot lock its AK (never a secret). Created if missing.").StringVar(&s.storagePath)
 	webFlags := kingpinflag.AddFlags(app, ":10567")
 
 	if _, err := app.Parse(args); err != nil {

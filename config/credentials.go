@@ -15,6 +15,7 @@ type BuildOptions struct {
 	Concurrency       int
 	HTTPClient        *http.Client // every call's, metadata included; nil: kmsapi's defaults
 	Observer          kmsapi.Observer
+	PauseStore        *kmsapi.PauseStore // keeps the pause after authentication failures across credentials and restarts
 }
 
 // Credentials are the kmsapi credentials of one config, by name.
@@ -65,6 +66,7 @@ func BuildCredentials(c *Config, prev *Credentials, o BuildOptions) (*Credential
 			Concurrency:       o.Concurrency,
 			HTTPClient:        o.HTTPClient,
 			Observer:          o.Observer,
+			PauseStore:        o.PauseStore,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("credentials.%s: %w", name, err)
