@@ -78,13 +78,13 @@ func (s *lockoutSim) scrape(c *Client) {
 	calls := []func() error{
 		func() error { _, err := c.Quotas(ctxTimeout(s.t, 10*time.Second)); return err },
 		func() error { _, err := c.InstanceCount(ctxTimeout(s.t, 10*time.Second)); return err },
-		func() error { _, err := c.ListKeys(ctxTimeout(s.t, 10*time.Second), KeyQuery{}); return err },
+		func() error { _, err := c.ListKeys(ctxTimeout(s.t, 10*time.Second)); return err },
 		func() error { _, err := c.Regions(ctxTimeout(s.t, 10*time.Second)); return err },
 	}
 	var wg sync.WaitGroup
 	for _, call := range calls {
 		wg.Go(func() {
-			if err := call(); !IsAuthFailure(err) {
+			if err := call(); !isAuthFailure(err) {
 				s.t.Errorf("want an auth failure, got %v", err)
 			}
 		})
@@ -169,7 +169,7 @@ func TestPauseScheduleKeepsBudget(t *testing.T) {
 	try := func() {
 		t.Helper()
 		_, err := c.Quotas(ctxTimeout(t, 5*time.Second))
-		if !IsAuthFailure(err) {
+		if !isAuthFailure(err) {
 			t.Fatalf("want an auth failure, got %v", err)
 		}
 	}
