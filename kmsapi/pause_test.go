@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -26,7 +25,7 @@ import (
 type lockoutSim struct {
 	t     *testing.T
 	clock *fakeClock
-	srv   *httptest.Server
+	srv   *testServer
 	dir   string // --storage.path; "" for none
 
 	mu    sync.Mutex
@@ -41,13 +40,12 @@ func newLockoutSim(t *testing.T, storage bool) *lockoutSim {
 	h := &kmsHandler{t: t, ak: testAK, sk: testSK, fn: func(w http.ResponseWriter, _ *http.Request, _ []byte) {
 		t.Error("a request with the wrong secret was accepted")
 	}}
-	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	s.srv = serveMem(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		s.fails = append(s.fails, s.clock.Now())
 		s.mu.Unlock()
 		h.ServeHTTP(w, r)
-	}))
-	t.Cleanup(s.srv.Close)
+	}), nil)
 	return s
 }
 
