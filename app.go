@@ -13,7 +13,6 @@ import (
 	"github.com/go-kit/log/level"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	promconfig "github.com/prometheus/common/config"
 
 	"github.com/kms-exporter/kms_exporter/collector"
 	"github.com/kms-exporter/kms_exporter/config"
@@ -139,18 +138,14 @@ func (a *app) loadConfig() (*config.Config, error) {
 // the SDK's environment variables. A secret never comes from a flag.
 func singleTargetConfig(s *settings, getenv func(string) string) (*config.Config, error) {
 	if s.region == "" {
-		return nil, errors.New("no targets: give --config.file, or --kms.region with HUAWEICLOUD_SDK_AK and HUAWEICLOUD_SDK_SK in the environment, or try --demo")
+		return nil, errors.New("no targets: give --config.file, or --kms.region with HUAWEICLOUD_SDK_AK and HUAWEICLOUD_SDK_SK (or HUAWEICLOUD_SDK_IDP_ID and HUAWEICLOUD_SDK_ID_TOKEN_FILE) in the environment, or try --demo")
 	}
-	ak, sk := getenv("HUAWEICLOUD_SDK_AK"), getenv("HUAWEICLOUD_SDK_SK")
-	if ak == "" || sk == "" {
-		return nil, errors.New("--kms.region without --config.file needs HUAWEICLOUD_SDK_AK and HUAWEICLOUD_SDK_SK in the environment")
+	cred, err := envCredential(getenv)
+	if err != nil {
+		return nil, err
 	}
 	c := &config.Config{
-		Credentials: map[string]*config.Credential{"env": {
-			AccessKey:     ak,
-			SecretKey:     promconfig.Secret(sk),
-			SecurityToken: promconfig.Secret(getenv("HUAWEICLOUD_SDK_SECURITY_TOKEN")),
-		}},
+		Credentials: map[string]*config.Credential{"env": cred},
 		Targets: []config.Target{{
 			Name:        s.region,
 			Region:      s.region,
@@ -182,6 +177,8 @@ var flagNames = strings.NewReplacer(
 	"credentials.env.access_key", "HUAWEICLOUD_SDK_AK",
 	"credentials.env.secret_key", "HUAWEICLOUD_SDK_SK",
 	"credentials.env.security_token", "HUAWEICLOUD_SDK_SECURITY_TOKEN",
+	"credentials.env.oidc.idp_id", "HUAWEICLOUD_SDK_IDP_ID",
+	"credentials.env.oidc.id_token_file", "HUAWEICLOUD_SDK_ID_TOKEN_FILE",
 	"targets[0].name", "--kms.region",
 	"targets[0].region", "--kms.region",
 	"targets[0].project_id", "--kms.project-id (HUAWEICLOUD_SDK_PROJECT_ID)",

@@ -24,7 +24,8 @@ type Config struct {
 }
 
 // Credential is one named way to authenticate. Exactly one kind is set:
-// AK/SK (access_key*, secret_key*, optional security_token*), IAM or ECSMetadata.
+// AK/SK (access_key*, secret_key*, optional security_token*), IAM,
+// ECSMetadata or OIDC.
 type Credential struct {
 	AccessKey         string            `yaml:"access_key,omitempty"`
 	AccessKeyFile     string            `yaml:"access_key_file,omitempty"`
@@ -37,6 +38,8 @@ type Credential struct {
 
 	ECSMetadata      bool   `yaml:"ecs_metadata,omitempty"`
 	MetadataEndpoint string `yaml:"metadata_endpoint,omitempty"`
+
+	OIDC *OIDC `yaml:"oidc,omitempty"`
 
 	IAMEndpoint string `yaml:"iam_endpoint,omitempty"`
 }
@@ -56,6 +59,7 @@ const (
 	KindAKSK        Kind = "aksk"
 	KindIAM         Kind = "iam"
 	KindECSMetadata Kind = "ecs_metadata"
+	KindOIDC        Kind = "oidc"
 )
 
 // Kind tells which kind of secret the credential holds; "" when none.
@@ -66,6 +70,8 @@ func (c *Credential) Kind() Kind {
 		return KindIAM
 	case c.ECSMetadata:
 		return KindECSMetadata
+	case c.OIDC != nil:
+		return KindOIDC
 	case c.AccessKey != "" || c.AccessKeyFile != "" || c.SecretKey != "" || c.SecretKeyFile != "":
 		return KindAKSK
 	}
@@ -217,9 +223,12 @@ func (cr *Credential) resolve(field, baseDir string) error {
 	if cr.ECSMetadata {
 		kinds = append(kinds, "ecs_metadata")
 	}
+	if cr.OIDC != nil {
+		kinds = append(kinds, "oidc")
+	}
 	switch len(kinds) {
 	case 0:
-		return errors.New(field + ": no secret: set access_key and secret_key, iam, or ecs_metadata")
+		return errors.New(field + ": no secret: set access_key and secret_key, iam, ecs_metadata or oidc")
 	case 1:
 	default:
 		return fmt.Errorf("%s: more than one kind of secret: %s", field, strings.Join(kinds, " and "))
@@ -256,6 +265,8 @@ func (cr *Credential) resolve(field, baseDir string) error {
 		if err := pick(field+".iam", "password", &cr.IAM.Password, cr.IAM.PasswordFile, baseDir, true); err != nil {
 			return err
 		}
+	case cr.OIDC != nil:
+		return cr.OIDC.resolve(field+".oidc", baseDir)
 	}
 	return nil
 }
@@ -270,17 +281,9 @@ func pick(field, name string, val *promconfig.Secret, file, baseDir string, requ
 		if !filepath.IsAbs(file) && baseDir != "" {
 			file = filepath.Join(baseDir, file)
 		}
-		b, err := readFile(file, maxSecretFileBytes)
+		s, err := readSecretFile(field+"."+name+"_file", file, maxBytes(name))
 		if err != nil {
-			// The os error names the path and the cause, never the content.
-			return fmt.Errorf("%s.%s_file: %w", field, name, err)
-		}
-		s := strings.TrimRight(string(b), "\r\n")
-		if s == "" {
-			return fmt.Errorf("%s.%s_file: %s is empty", field, name, file)
-		}
-		if err := checkString(file, maxBytes(name), s); err != nil {
-			return fmt.Errorf("%s.%s_file: %w", field, name, err)
+			return err
 		}
 		*val = promconfig.Secret(s)
 	case *val == "" && required:

@@ -97,6 +97,8 @@ func (c *Credential) authenticator(iamEndpoint string, client *http.Client) (kms
 	case KindECSMetadata:
 		// nil: kmsapi's own client, which bypasses proxies.
 		return kmsapi.NewECSMetadata(kmsapi.ECSMetadataOptions{Endpoint: c.MetadataEndpoint, HTTPClient: client}), nil
+	case KindOIDC:
+		return kmsapi.NewOIDC(kmsapi.OIDCOptions{IAMEndpoint: iamEndpoint, IdpID: c.OIDC.IdpID, IDToken: c.OIDC.idToken}), nil
 	}
 	return nil, fmt.Errorf("no secret")
 }
