@@ -36,8 +36,24 @@ func TestSingleTargetOIDC(t *testing.T) {
 		if v, ok := value(parse(t, body), "kms_up", map[string]string{"region": region, "project_id": sc.Projects[0].ID}); !ok || v != 1 {
 			t.Errorf("kms_up = %v (present %v)\n%s", v, ok, e.logs)
 		}
-		if strings.Contains(e.logs.String(), tok) {
-			t.Error("the ID token in the logs")
+		// The kubelet stopped rotating: the ID token expires, IAM refuses
+		// it, the credential pauses.
+		time.Sleep(2 * time.Hour)
+		fake.ExpireTokens()
+		_, body = e.get(t, "/probe?target="+region)
+		if v, _ := value(parse(t, body), "kms_up", map[string]string{"region": region, "project_id": sc.Projects[0].ID}); v != 0 {
+			t.Errorf("kms_up with an expired ID token = %v, want 0", v)
+		}
+		out := e.logs.String() + body
+		for _, path := range []string{"/probe?debug=true&target=" + region, "/", "/metrics"} {
+			_, b := e.get(t, path)
+			out += b
+		}
+		if !strings.Contains(out, "paused") {
+			t.Error("no output tells of the pause; the test did not exercise what it should")
+		}
+		if strings.Contains(out, tok) || strings.Contains(out, tok[strings.LastIndex(tok, ".")+1:]) || strings.Contains(out, "MIIFake") {
+			t.Error("an ID token or IAM token in the logs, a debug log, the landing page or the metrics")
 		}
 	})
 }
