@@ -39,6 +39,14 @@ type keyJSON struct {
 	createdMs, deletionMs, expiresMs, state, flag, keyType int64
 }
 
+// SetDetail chooses the members of resource_detail in key pages from now
+// on (default DetailFull).
+func (s *Server) SetDetail(d Detail) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.detail = d
+}
+
 func newProject(p Project) *project {
 	pp := &project{Project: p}
 	pp.Quotas = append([]kmsapi.Quota(nil), p.Quotas...)

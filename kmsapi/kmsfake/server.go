@@ -251,14 +251,6 @@ func (s *Server) SetEncoding(e Encoding) {
 	s.encoding = e
 }
 
-// SetDetail chooses the members of resource_detail in key pages from now
-// on (default DetailFull).
-func (s *Server) SetDetail(d Detail) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.detail = d
-}
-
 // SetTokenTTL sets the lifetime of IAM tokens issued from now on (default 24h).
 func (s *Server) SetTokenTTL(d time.Duration) {
 	s.mu.Lock()
