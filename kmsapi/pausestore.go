@@ -265,6 +265,8 @@ func authHint(a Authenticator) string {
 		return "check iam domain_name, user_name and password"
 	case *ecsAuth:
 		return "check the ECS agency of this instance"
+	case *tokenSource:
+		return "check oidc idp_id and id_token_file"
 	}
 	return "check access_key and secret_key (and security_token)"
 }
