@@ -227,6 +227,7 @@ func (a *app) buildOptions() config.BuildOptions {
 		HTTPClient:        a.httpClient,
 		Observer:          a.api.Observe,
 		PauseStore:        a.pauses,
+		Logger:            a.logger,
 	}
 }
 

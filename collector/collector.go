@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -388,19 +389,30 @@ func (e *Exporter) send(ch chan<- prometheus.Metric, d *desc, v float64, labels 
 
 // logFailure writes one line per failed collector, with what an operator
 // needs to look the call up: never a secret (kmsapi.Error holds none).
+// Authentication failures go at debug level: the credential warns once per
+// pause, where every collector of every target would fail each scrape.
 func (e *Exporter) logFailure(t *target, collector, endpoint string, scrapeCtx context.Context, err error) {
+	if until, paused := kmsapi.PauseOf(err); paused {
+		level.Debug(e.logger).Log("msg", "collector skipped: credential paused", "target", t.Name, "collector", collector,
+			"endpoint", endpoint, "credential", t.Credential.Name(), "until", until.UTC().Format(time.RFC3339))
+		return
+	}
 	if scrapeCtx.Err() != nil && errors.Is(err, scrapeCtx.Err()) {
 		err = fmt.Errorf("scrape deadline reached: %w", err)
 	}
 	kv := []any{"msg", "collector failed", "target", t.Name, "collector", collector}
+	lvl := level.Error
 	var ae *kmsapi.Error
 	if errors.As(err, &ae) {
 		kv = append(kv, "endpoint", ae.Endpoint, "status", ae.StatusCode, "error_code", ae.Code, "request_id", ae.RequestID)
+		if ae.StatusCode == http.StatusUnauthorized {
+			lvl = level.Debug
+		}
 	} else if endpoint != "" {
 		// No answer to tell (e.g. the deadline passed while waiting): the
 		// endpoint that did not answer still helps.
 		kv = append(kv, "endpoint", endpoint)
 	}
 	kv = append(kv, "err", err)
-	level.Error(e.logger).Log(kv...)
+	lvl(e.logger).Log(kv...)
 }

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"reflect"
 
+	"github.com/go-kit/log"
+
 	"github.com/kms-exporter/kms_exporter/kmsapi"
 )
 
@@ -16,6 +18,7 @@ type BuildOptions struct {
 	HTTPClient        *http.Client // every call's, metadata included; nil: kmsapi's defaults
 	Observer          kmsapi.Observer
 	PauseStore        *kmsapi.PauseStore // keeps the pause after authentication failures across credentials and restarts
+	Logger            log.Logger         // a warning per pause, each API call at debug level
 }
 
 // Credentials are the kmsapi credentials of one config, by name.
@@ -67,6 +70,7 @@ func BuildCredentials(c *Config, prev *Credentials, o BuildOptions) (*Credential
 			HTTPClient:        o.HTTPClient,
 			Observer:          o.Observer,
 			PauseStore:        o.PauseStore,
+			Logger:            o.Logger,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("credentials.%s: %w", name, err)

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/go-kit/log"
 )
 
 // Endpoint names, as reported to the Observer and used as the `endpoint`
@@ -61,7 +63,9 @@ type CredentialOptions struct {
 	// PauseStore, if set, hands the pause on to the next Credential of the
 	// same AK: after a reload, and with a directory after a restart.
 	PauseStore *PauseStore
-	Now        func() time.Time // for tests; default time.Now
+	// Logger gets one warning per pause, and each API call at debug level.
+	Logger log.Logger
+	Now    func() time.Time // for tests; default time.Now
 }
 
 // ClientOptions configure a Client for one target.

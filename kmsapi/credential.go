@@ -136,8 +136,9 @@ func NewCredential(o CredentialOptions) (*Credential, error) {
 		sem:     make(chan struct{}, o.Concurrency),
 	}
 	c.restorePause()
+	c.opts.Observer = logCalls(o.Logger, o.Name, o.Observer)
 	if s, ok := o.Auth.(envSetter); ok {
-		s.setEnv(authEnv{client: o.HTTPClient, userAgent: o.UserAgent, observer: o.Observer})
+		s.setEnv(authEnv{client: o.HTTPClient, userAgent: o.UserAgent, observer: c.opts.Observer})
 	}
 	return c, nil
 }

@@ -2,6 +2,7 @@ package kmsapi
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"sync"
 	"time"
@@ -46,6 +47,16 @@ func (e *pausedError) Error() string {
 }
 
 func (e *pausedError) Unwrap() []error { return []error{errCredentialPaused, e.last} }
+
+// PauseOf reports whether err is a call refused unsent because its
+// credential is paused after an authentication failure, and until when.
+func PauseOf(err error) (until time.Time, paused bool) {
+	var p *pausedError
+	if errors.As(err, &p) {
+		return p.until, true
+	}
+	return time.Time{}, false
+}
 
 // enter waits until the call may go: returns the paused error during a
 // pause, lets one probe through while the credential is unproven, and holds
@@ -121,6 +132,7 @@ func (c *Credential) leave(gen uint64, probe bool, err error) {
 		g.last = e
 		c.opts.Auth.Invalidate()
 		c.savePause()
+		c.warnPaused(e)
 	case isErr && (e.Endpoint == EndpointIAMToken || e.Endpoint == EndpointECSMetadata):
 		// Login or metadata trouble other than a 401 says nothing yet.
 	case isErr && e.StatusCode >= 200 && e.StatusCode < 500 && e.StatusCode != http.StatusTooManyRequests:
