@@ -216,6 +216,11 @@ func (r *Replay) RoundTrip(req *http.Request) (*http.Response, error) {
 	if !ok {
 		return nil, fmt.Errorf("replay: no recorded answer for %s %s", req.Method, req.URL.RequestURI())
 	}
+	return okResponse(req, body), nil
+}
+
+// okResponse is a 200 answer to req with body.
+func okResponse(req *http.Request, body []byte) *http.Response {
 	return &http.Response{
 		Status:        "200 OK",
 		StatusCode:    http.StatusOK,
@@ -226,7 +231,7 @@ func (r *Replay) RoundTrip(req *http.Request) (*http.Response, error) {
 		Body:          io.NopCloser(bytes.NewReader(body)),
 		ContentLength: int64(len(body)),
 		Request:       req,
-	}, nil
+	}
 }
 
 // Size is the number of recorded answers and their total bytes.

@@ -1,7 +1,7 @@
 #!/bin/sh
 # make bench: every figure of BENCHMARKS.md, raw outputs in bench/out/,
 # a summary table (figures next to goals) in bench/out/summary.md.
-# Needs only Go. Takes about 4 minutes on 2 cores.
+# Needs only Go. Takes about 6 minutes on 2 cores.
 #   BENCH_COUNT=n      repeat the CPU and memory benchmarks n times (default 3; medians are shown)
 #   BENCH_PROFILE=1    also write CPU and memory profiles of a 50,000-key scrape
 set -eu
@@ -45,6 +45,16 @@ echo "== resident memory of the exporter, 20 targets"
 (cd bench && "$bt" -test.run '^$' -test.bench '^BenchmarkIdleRSS$' -test.benchtime 1x -test.v) |
 	grep -v '^=== ' | tee "$out/rss.txt"
 
+echo "== scaling: 200 projects of 2,500 keys behind one credential at 50/s; 20 credentials x 10 projects at 5/s each"
+# Each case in its own process, so that its peak RSS is its own.
+for c in a_200projects_1cred b_20creds_x_10projects; do
+	(cd bench && "$bt" -test.run '^$' -test.bench "^BenchmarkScale\$/^$c\$" -test.benchtime 1x -test.v) | grep -v '^=== '
+done | tee "$out/scale.txt"
+
+echo "== one discovery refresh of 1,000 projects (count $count)"
+(cd bench && "$bt" -test.run '^$' -test.bench '^BenchmarkDiscoveryRefresh$' -test.benchmem -test.count "$count") |
+	tee "$out/discovery.txt"
+
 if [ "${BENCH_PROFILE:-0}" = 1 ]; then
 	echo "== profiles of a 50,000-key scrape"
 	(cd bench && "$bt" -test.run '^$' -test.bench '^BenchmarkCollect$/exporter/keys=50000' -test.benchtime 10x \
@@ -54,7 +64,7 @@ if [ "${BENCH_PROFILE:-0}" = 1 ]; then
 	echo "wrote $out/cpu-top.txt $out/mem-top.txt"
 fi
 
-$GO run ./bench/summary "$out"/cpu.txt "$out"/decode.txt "$out"/latency.txt "$out"/rss.txt >"$out/summary.md"
+$GO run ./bench/summary "$out"/cpu.txt "$out"/decode.txt "$out"/latency.txt "$out"/rss.txt "$out"/scale.txt "$out"/discovery.txt >"$out/summary.md"
 echo
 cat "$out/summary.md"
 echo

@@ -226,20 +226,18 @@ func sameTarget(a, b Target) bool {
 
 // diff counts the names in b but not in a, and in a but not in b.
 func diff(a, b []Target) (added, removed int) {
-	in := func(ts []Target, name string) bool {
-		return slices.ContainsFunc(ts, func(t Target) bool { return t.Name == name })
+	inA := make(map[string]bool, len(a))
+	for _, t := range a {
+		inA[t.Name] = true
 	}
 	for _, t := range b {
-		if !in(a, t.Name) {
+		if inA[t.Name] {
+			delete(inA, t.Name)
+		} else {
 			added++
 		}
 	}
-	for _, t := range a {
-		if !in(b, t.Name) {
-			removed++
-		}
-	}
-	return added, removed
+	return added, len(inA)
 }
 
 // withoutStatic drops the targets a static target now covers.

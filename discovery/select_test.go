@@ -88,3 +88,14 @@ func TestSelectTarget(t *testing.T) {
 		t.Errorf("target %+v\nwant   %+v", got[0], want)
 	}
 }
+
+func TestDiff(t *testing.T) {
+	a := Select(Rule{Credential: "c"}, projects("cn-north-4", "cn-east-3", "cn-south-1"), nil)
+	b := Select(Rule{Credential: "c"}, projects("cn-east-3", "cn-north-9"), nil)
+	if added, removed := diff(a, b); added != 1 || removed != 2 {
+		t.Errorf("diff: %d added, %d removed; want 1 and 2", added, removed)
+	}
+	if added, removed := diff(nil, a); added != 3 || removed != 0 {
+		t.Errorf("diff from nothing: %d added, %d removed", added, removed)
+	}
+}

@@ -153,6 +153,7 @@ func main() {
 	}
 	add(row{figure: "Exporter RSS, 20 targets, ready", name: "BenchmarkIdleRSS", unit: "rss-start-MiB", format: "%.1f MiB", goal: "reference"})
 	add(row{figure: "Exporter RSS, 20 targets, idle after a scrape", name: "BenchmarkIdleRSS", unit: "rss-idle-MiB", format: "%.1f MiB", goal: "reference"})
+	scaleRows(add)
 
 	fmt.Println("| figure | value | goal | |")
 	fmt.Println("|---|---|---|---|")
