@@ -69,6 +69,21 @@ func TestScrapeTimeout(t *testing.T) {
 		{"120", 30 * time.Second},        // never above --kms.timeout
 		{"junk", 30 * time.Second},
 		{"-1", 30 * time.Second},
+		// Not finite, or below minScrapeTimeout: ignored like an absent
+		// header, instead of leaving the scrape no time at all.
+		{"NaN", 30 * time.Second},
+		{"nan", 30 * time.Second},
+		{"Inf", 30 * time.Second},
+		{"+Inf", 30 * time.Second},
+		{"-Inf", 30 * time.Second},
+		{"1e-9", 30 * time.Second},
+		{"1e-320", 30 * time.Second},
+		{"0", 30 * time.Second},
+		{"0.001", 30 * time.Second}, // the smallest Prometheus can send: 1ms
+		{"0.099", 30 * time.Second},
+		{"0.1", 100 * time.Millisecond}, // the minimum itself is a deadline
+		{"0x1p-2", 250 * time.Millisecond},
+		{"1e309", 30 * time.Second},
 	} {
 		r := httptest.NewRequest("GET", "/metrics", nil)
 		if tc.header != "" {

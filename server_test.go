@@ -2,80 +2,51 @@ package main
 
 import (
 	"bufio"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"github.com/kms-exporter/kms_exporter/internal/memnet"
 	"github.com/kms-exporter/kms_exporter/internal/syncbuf"
 )
 
-// pipeListener hands the server in-memory connections, so that a test in a
-// synctest bubble controls the server's clock.
-type pipeListener struct {
-	conns     chan net.Conn
-	done      chan struct{}
-	closeOnce sync.Once
-}
-
-func newPipeListener() *pipeListener {
-	return &pipeListener{conns: make(chan net.Conn), done: make(chan struct{})}
-}
-
-func (l *pipeListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.conns:
-		return c, nil
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-}
-
-func (l *pipeListener) Close() error {
-	l.closeOnce.Do(func() { close(l.done) })
-	return nil
-}
-
-func (l *pipeListener) Addr() net.Addr { return pipeAddr{} }
-
-func (l *pipeListener) dial() net.Conn {
-	client, server := net.Pipe()
-	l.conns <- server
-	return client
-}
-
-type pipeAddr struct{}
-
-func (pipeAddr) Network() string { return "pipe" }
-func (pipeAddr) String() string  { return "pipe" }
-
-// serveInBubble runs newServer with h on a pipe listener until the test's
-// bubble ends.
-func serveInBubble(t *testing.T, h http.Handler, scrapeLimit time.Duration, logs *syncbuf.Buffer) *pipeListener {
+// serveInBubble runs newServer with h on an in-memory network, on which a
+// test in a synctest bubble controls the server's clock, and returns a
+// dialler to it. tlsConfig, if set, puts TLS in front.
+func serveInBubble(t *testing.T, h http.Handler, scrapeLimit time.Duration, logs *syncbuf.Buffer, tlsConfig *tls.Config) (dial func() net.Conn) {
 	logger, _ := newLogger(logs, "info", "logfmt")
 	srv := newServer(h, scrapeLimit, logger)
-	l := newPipeListener()
+	n := &memnet.Network{}
+	l, err := n.Listen("exporter.test:80")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ln net.Listener = l
+	if tlsConfig != nil {
+		ln = tls.NewListener(l, tlsConfig)
+	}
 	served := make(chan struct{})
 	go func() {
 		defer close(served)
-		srv.Serve(l)
+		srv.Serve(ln)
 	}()
 	t.Cleanup(func() {
 		srv.Close()
 		<-served
 	})
-	return l
+	return func() net.Conn {
+		c, err := n.DialContext(t.Context(), "tcp", "exporter.test:80")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
 }
 
 func get(t *testing.T, c net.Conn, br *bufio.Reader, path string) (*http.Response, error) {
@@ -96,10 +67,10 @@ func get(t *testing.T, c net.Conn, br *bufio.Reader, path string) (*http.Respons
 // closed by the server after idleTimeout.
 func TestServerClosesIdleConnections(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		l := serveInBubble(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		dial := serveInBubble(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 			io.WriteString(w, "ok")
-		}), 30*time.Second, &syncbuf.Buffer{})
-		c := l.dial()
+		}), 30*time.Second, &syncbuf.Buffer{}, nil)
+		c := dial()
 		defer c.Close()
 		br := bufio.NewReader(c)
 		if resp, err := get(t, c, br, "/"); err != nil || resp.Close {
@@ -126,20 +97,20 @@ func TestServerClosesIdleConnections(t *testing.T) {
 func TestServerWriteTimeoutFitsScrape(t *testing.T) {
 	const limit = 30 * time.Second
 	synctest.Test(t, func(t *testing.T) {
-		l := serveInBubble(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		dial := serveInBubble(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			d, _ := time.ParseDuration(r.URL.Query().Get("take"))
 			time.Sleep(d) // the scrape, in the bubble's time
 			io.WriteString(w, "metrics")
-		}), limit, &syncbuf.Buffer{})
+		}), limit, &syncbuf.Buffer{}, nil)
 
-		c := l.dial()
+		c := dial()
 		defer c.Close()
 		resp, err := get(t, c, bufio.NewReader(c), "/metrics?take="+(limit+writeMargin/2).String())
 		if err != nil || resp.StatusCode != 200 {
 			t.Fatalf("scrape of %v: %v", limit+writeMargin/2, err)
 		}
 
-		c2 := l.dial()
+		c2 := dial()
 		defer c2.Close()
 		c2.SetReadDeadline(time.Now().Add(24 * time.Hour))
 		if _, err := get(t, c2, bufio.NewReader(c2), "/metrics?take=1h"); !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
@@ -154,19 +125,8 @@ func TestServerWriteTimeoutFitsScrape(t *testing.T) {
 func TestServerErrorLogThroughLogger(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		logs := &syncbuf.Buffer{}
-		logger, _ := newLogger(logs, "info", "logfmt")
-		srv := newServer(http.NotFoundHandler(), 30*time.Second, logger)
-		l := newPipeListener()
-		served := make(chan struct{})
-		go func() {
-			defer close(served)
-			srv.Serve(tls.NewListener(l, &tls.Config{Certificates: []tls.Certificate{testCertificate(t)}}))
-		}()
-		defer func() {
-			srv.Close()
-			<-served
-		}()
-		c := l.dial()
+		cert, _ := selfSignedCert(t, "exporter.test")
+		c := serveInBubble(t, http.NotFoundHandler(), 30*time.Second, logs, &tls.Config{Certificates: []tls.Certificate{cert}})()
 		// Not a TLS client hello, and not HTTP either.
 		io.WriteString(c, "\x00\x01\x02\x03\x04\x05\x06\x07")
 		// The server logs the failed handshake, then closes.
@@ -174,7 +134,7 @@ func TestServerErrorLogThroughLogger(t *testing.T) {
 		c.Close()
 
 		out := logs.String()
-		if !strings.Contains(out, "TLS handshake error from pipe") {
+		if !strings.Contains(out, "TLS handshake error from ") {
 			t.Fatalf("handshake error not logged through the logger:\n%s", out)
 		}
 		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
@@ -183,24 +143,4 @@ func TestServerErrorLogThroughLogger(t *testing.T) {
 			}
 		}
 	})
-}
-
-// testCertificate is a throwaway self-signed certificate.
-func testCertificate(t *testing.T) tls.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		DNSNames:     []string{"exporter"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
