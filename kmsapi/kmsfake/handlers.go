@@ -488,19 +488,10 @@ func (s *Server) tokenScope(rw *responder, sc *iamProject, domain *iamDomain, us
 
 func (s *Server) listProjects(rw *responder, r *http.Request) {
 	name := r.URL.Query().Get("name")
-	type proj struct {
-		ID          string `json:"id"`
-		Name        string `json:"name"`
-		DomainID    string `json:"domain_id"`
-		ParentID    string `json:"parent_id"`
-		Description string `json:"description"`
-		Enabled     bool   `json:"enabled"`
-		IsDomain    bool   `json:"is_domain"`
-	}
-	out := []proj{}
+	out := []iamProjectJSON{}
 	for _, p := range s.order {
 		if name == "" || p.IAMName() == name {
-			out = append(out, proj{p.ID, p.IAMName(), s.domainID, s.domainID, "", true, false})
+			out = append(out, s.projectJSON(p.ID, p.IAMName()))
 		}
 	}
 	rw.json(http.StatusOK, map[string]any{

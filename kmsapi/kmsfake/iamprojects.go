@@ -26,8 +26,8 @@ func (s *Server) HideProjects(ids ...string) {
 	}
 }
 
-// authProject is a project as IAM lists it.
-type authProject struct {
+// iamProjectJSON is a project as IAM lists it.
+type iamProjectJSON struct {
 	ID          string `json:"id"`
 	Name        string `json:"name"`
 	DomainID    string `json:"domain_id"`
@@ -37,21 +37,26 @@ type authProject struct {
 	IsDomain    bool   `json:"is_domain"`
 }
 
+// projectJSON is a project of the account, enabled, under the domain.
+func (s *Server) projectJSON(id, name string) iamProjectJSON {
+	return iamProjectJSON{ID: id, Name: name, DomainID: s.domainID, ParentID: s.domainID, Enabled: true}
+}
+
 // listAuthProjects answers GET /v3/auth/projects: every project of the
 // account, KMS ones first, from the one after ?marker= on.
 func (s *Server) listAuthProjects(rw *responder, r *http.Request) {
 	s.mu.Lock()
 	hidden := s.hidden
 	s.mu.Unlock()
-	all := make([]authProject, 0, len(s.order)+len(s.others))
+	all := make([]iamProjectJSON, 0, len(s.order)+len(s.others))
 	for _, p := range s.order {
 		if !hidden[p.ID] {
-			all = append(all, authProject{p.ID, p.IAMName(), s.domainID, s.domainID, "", true, false})
+			all = append(all, s.projectJSON(p.ID, p.IAMName()))
 		}
 	}
 	for _, p := range s.others {
 		if !hidden[p.ID] {
-			all = append(all, authProject{p.ID, p.Name, s.domainID, s.domainID, "", true, false})
+			all = append(all, s.projectJSON(p.ID, p.Name))
 		}
 	}
 	start := 0
