@@ -145,6 +145,12 @@ func TestDiscoveredTargets(t *testing.T) {
 			t.Fatalf("/targets: %d\n%s\nwant\n%s", code, body, want)
 		}
 
+		rec := httptest.NewRecorder()
+		e.app.handler().ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/targets", nil))
+		if rec.Code != http.StatusMethodNotAllowed {
+			t.Errorf("POST /targets: %d, want 405", rec.Code)
+		}
+
 		code, body = e.get(t, "/probe?target="+"prod/cn-north-4_payments")
 		if v, ok := value(parse(t, body), "kms_up", map[string]string{"project_id": sc.Projects[2].ID, "region": "cn-north-4"}); code != 200 || !ok || v != 1 {
 			t.Errorf("/probe of a discovered target: %d, kms_up %v %v", code, v, ok)

@@ -143,7 +143,7 @@ targets:
 	for id := 1; id <= 20; id++ {
 		get(fmt.Sprintf("/probe/debug?id=%d", id))
 	}
-	for _, path := range []string{"/", "/-/healthy", "/-/ready", "/-/reload", "/nope"} {
+	for _, path := range []string{"/", "/targets", "/-/healthy", "/-/ready", "/-/reload", "/nope"} {
 		get(path)
 	}
 	// The logs must show the logins and failures whose secrets they must not.
