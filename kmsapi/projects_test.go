@@ -59,6 +59,13 @@ func TestListProjects(t *testing.T) {
 		"ecs-metadata": func(srv *kmsfake.Server) kmsapi.Authenticator {
 			return kmsapi.NewECSMetadata(kmsapi.ECSMetadataOptions{Endpoint: srv.URL(), HTTPClient: srv.InMemoryClient()})
 		},
+		// OIDC workload identity lists with an unscoped token.
+		"oidc": func(srv *kmsfake.Server) kmsapi.Authenticator {
+			idp := kmsfake.ExampleIdentityProvider
+			return kmsapi.NewOIDC(kmsapi.OIDCOptions{IAMEndpoint: srv.URL(), IdpID: idp.ID, IDToken: func() (string, error) {
+				return srv.IDToken(idp.ID, "system:serviceaccount:monitoring:kms-exporter", time.Hour), nil
+			}})
+		},
 	} {
 		for _, pageSize := range []int{0, 1, 3} {
 			t.Run(fmt.Sprint(name, "/page", pageSize), func(t *testing.T) {
