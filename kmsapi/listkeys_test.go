@@ -131,7 +131,9 @@ func TestListKeysShiftedPages(t *testing.T) {
 					calls.Add(1)
 					w.Write(tc.serve(pageOffset(t, body)))
 				})
-				keys, err := newTestClient(t, srv.URL, NewAKSK(testAK, testSK, ""), func(o *CredentialOptions) { o.Concurrency = 1 }).ListKeys(ctxTimeout(t, 10*time.Second))
+				trace := NewTrace()
+				ctx := WithTrace(ctxTimeout(t, 10*time.Second), trace)
+				keys, err := newTestClient(t, srv.URL, NewAKSK(testAK, testSK, ""), func(o *CredentialOptions) { o.Concurrency = 1 }).ListKeys(ctx)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -145,6 +147,12 @@ func TestListKeysShiftedPages(t *testing.T) {
 				}
 				if n := int(calls.Load()); n != tc.calls {
 					t.Errorf("%d page requests, want %d", n, tc.calls)
+				}
+				// The scrape's debug log tells why the counts may be off.
+				var b strings.Builder
+				trace.WriteTo(&b)
+				if !strings.Contains(b.String(), "keys changed while listing") {
+					t.Errorf("trace:\n%s", b.String())
 				}
 			})
 		})
