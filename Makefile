@@ -16,7 +16,7 @@ IMAGE_ARCH ?= $(shell $(GO) env GOARCH)
 CA_BUNDLE ?= /etc/ssl/certs/ca-certificates.crt
 BUILDAH   ?= buildah
 
-.PHONY: all build test lint run-demo bench e2e docker image image-test mixin mixin-check helm-check systemd-check clean
+.PHONY: all build test lint run-demo bench e2e docker image image-test mixin mixin-check helm-check systemd-check release release-test clean
 
 all: lint test build
 
@@ -31,7 +31,7 @@ test:
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
-	$(GO) vet -tags e2e,image ./e2e/
+	$(GO) vet -tags e2e,image,release ./e2e/
 	cd deploy/kubecheck && $(GO) vet ./...
 
 run-demo: build
@@ -99,6 +99,32 @@ image:
 image-test: image
 	KMS_IMAGE=$(IMAGE):$(VERSION) KMS_IMAGE_VERSION=$(VERSION) KMS_IMAGE_REVISION=$(REVISION) \
 		$(GO) test -tags image -count=1 -v -timeout 5m -run TestImage ./e2e/
+
+# Release archives: one per platform, named like Prometheus' own
+# (kms_exporter-0.1.0.linux-amd64.tar.gz), each with the binary, LICENSE,
+# README.md and CHANGELOG.md; zip for Windows; sha256sums.txt over all.
+PLATFORMS ?= linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64
+RELEASE_VERSION := $(patsubst v%,%,$(VERSION))
+RELEASE_DIR := .build/release
+release:
+	rm -rf $(RELEASE_DIR) && mkdir -p $(RELEASE_DIR)
+	for p in $(PLATFORMS); do \
+		os=$${p%/*}; arch=$${p#*/}; name=kms_exporter-$(RELEASE_VERSION).$$os-$$arch; ext=; \
+		[ $$os = windows ] && ext=.exe; \
+		mkdir -p $(RELEASE_DIR)/$$name && cp LICENSE README.md CHANGELOG.md $(RELEASE_DIR)/$$name/ || exit 1; \
+		GOOS=$$os GOARCH=$$arch $(MAKE) --no-print-directory build BINARY=$(RELEASE_DIR)/$$name/kms_exporter$$ext \
+			VERSION=$(VERSION) REVISION=$(REVISION) BRANCH=$(BRANCH) BUILD_DATE=$(BUILD_DATE) || exit 1; \
+		if [ $$os = windows ]; then (cd $(RELEASE_DIR) && zip -qrX $$name.zip $$name) || exit 1; \
+		else tar -C $(RELEASE_DIR) --owner=0 --group=0 --numeric-owner -czf $(RELEASE_DIR)/$$name.tar.gz $$name || exit 1; fi; \
+		rm -rf $(RELEASE_DIR)/$$name; \
+	done
+	cd $(RELEASE_DIR) && sha256sum *.tar.gz *.zip >sha256sums.txt && cat sha256sums.txt
+
+# Unpacks the linux/amd64 archive and runs --version; checks every archive
+# against sha256sums.txt.
+release-test: release
+	KMS_RELEASE_DIR=$(CURDIR)/$(RELEASE_DIR) KMS_RELEASE_NAME=kms_exporter-$(RELEASE_VERSION) KMS_RELEASE_VERSION=$(VERSION) KMS_RELEASE_REVISION=$(REVISION) \
+		$(GO) test -tags release -count=1 -v -run TestRelease ./e2e/
 
 # With a registry: the Dockerfile's build stage compiles in golang:1.26.
 docker:
