@@ -190,6 +190,7 @@ func query(prom, expr string) ([]promSample, error) {
 
 // webhookAlert is an alert as Alertmanager's webhook receiver sends it.
 type webhookAlert struct {
+	Receiver    string            `json:"-"` // the path it was posted to
 	Status      string            `json:"status"`
 	Labels      map[string]string `json:"labels"`
 	Annotations map[string]string `json:"annotations"`
@@ -214,7 +215,26 @@ func (w *webhook) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		http.Error(rw, "bad message", http.StatusBadRequest)
 		return
 	}
-	w.alerts = append(w.alerts, msg.Alerts...)
+	for _, a := range msg.Alerts {
+		a.Receiver = strings.TrimPrefix(r.URL.Path, "/")
+		w.alerts = append(w.alerts, a)
+	}
+}
+
+// all returns every alert received so far.
+func (w *webhook) all() []webhookAlert {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]webhookAlert(nil), w.alerts...)
+}
+
+func readShipped(t *testing.T, path string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
 }
 
 // find returns the firing alerts received so far with all labels of want.
@@ -323,19 +343,12 @@ func TestEndToEnd(t *testing.T) {
 
 	amAddr := "127.0.0.1:" + freePort(t)
 	amConfig := filepath.Join(dir, "alertmanager.yml")
-	// Short group_wait and group_interval so that alerts arrive in
-	// seconds; one notification per alert ('...').
-	writeFile(t, amConfig, fmt.Sprintf(`route:
-  receiver: webhook
-  group_by: ['...']
-  group_wait: 1s
-  group_interval: 1s
-  repeat_interval: 1h
-receivers:
-  - name: webhook
-    webhook_configs:
-      - url: %s/alerts
-`, hookSrv.URL))
+	// The shipped routing, each receiver posting to hook/NAME.
+	amYAML, err := AlertmanagerForTest(readShipped(t, "../deploy/alertmanager/alertmanager.yml"), hookSrv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, amConfig, string(amYAML))
 	runTool(ctx, t, false, nil, tl.amtool, "check-config", amConfig)
 	am := testbin.Start(t, "alertmanager", tl.alertmanager,
 		"--config.file="+amConfig,
@@ -346,22 +359,14 @@ receivers:
 	waitReady(ctx, t, am, "http://"+amAddr+"/-/ready")
 
 	promAddr := "127.0.0.1:" + freePort(t)
+	// The shipped jobs: kms_probe from the exporter's /targets, and
+	// kms_exporter; its rule_files alerts.yml is the shortened copy beside it.
 	promConfig := filepath.Join(dir, "prometheus.yml")
-	writeFile(t, promConfig, fmt.Sprintf(`global:
-  scrape_interval: 1s
-  scrape_timeout: 1s
-  evaluation_interval: 1s
-rule_files:
-  - %s
-alerting:
-  alertmanagers:
-    - static_configs:
-        - targets: [%q]
-scrape_configs:
-  - job_name: kms_exporter
-    static_configs:
-      - targets: [%q]
-`, shortRules, amAddr, expAddr))
+	promYAML, err := PrometheusForTest(readShipped(t, "../deploy/prometheus/prometheus.yml"), expAddr, amAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, promConfig, string(promYAML))
 	runTool(ctx, t, false, nil, tl.promtool, "check", "config", promConfig)
 	prom := testbin.Start(t, "prometheus", tl.prometheus,
 		"--config.file="+promConfig,
@@ -474,7 +479,7 @@ scrape_configs:
 		expects = append(expects, expect{"CMK quota warning for " + s.Metric["project_id"], map[string]string{
 			"alertname": "KMSQuotaUsageHigh", "severity": "warning", "resource": "CMK",
 			"region": s.Metric["region"], "project_id": s.Metric["project_id"],
-			"job": "kms_exporter", "instance": expAddr,
+			"job": "kms_probe", "instance": s.Metric["instance"],
 		}})
 	}
 	for _, s := range pendingKeys {
@@ -484,6 +489,9 @@ scrape_configs:
 			"key_id": s.Metric["key_id"], "key_alias": s.Metric["key_alias"],
 		}})
 	}
+	// An info alert: demo keys without rotation, routed to the default
+	// receiver.
+	expects = append(expects, expect{"rotation info", map[string]string{"alertname": "KMSKeyRotationDisabled", "severity": "info"}})
 	poll(ctx, t, "alerts at the webhook", am, func() error {
 		hook.mu.Lock()
 		errs := hook.errs
@@ -511,6 +519,17 @@ scrape_configs:
 		return nil
 	})
 	t.Logf("%d expected alerts received after %s", len(expects), time.Since(began).Round(time.Millisecond))
+	// The shipped routes: critical to the pager, warning to tickets, the
+	// rest to the default receiver.
+	for _, a := range hook.all() {
+		want := map[string]string{"critical": "pager", "warning": "tickets"}[a.Labels["severity"]]
+		if want == "" {
+			want = "default"
+		}
+		if a.Receiver != want {
+			t.Errorf("%s (severity %s) went to receiver %s, want %s", a.Labels["alertname"], a.Labels["severity"], a.Receiver, want)
+		}
+	}
 
 	// The quota warning fires for exactly the resources above 80%: none
 	// for the projects below.

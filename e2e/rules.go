@@ -58,6 +58,91 @@ func ShortenFor(rules []byte, max time.Duration) ([]byte, error) {
 	return yaml.Marshal(&doc)
 }
 
+// ForTest returns a shipped Prometheus or Alertmanager config for the
+// end-to-end test: every scalar value equal to a key of addrs (the
+// addresses of the exporter and Alertmanager, the receivers' URLs) becomes
+// its value, every key of timings present in the file (scrape_interval,
+// group_wait, ...) gets that value, and nothing else changes. The shipped
+// jobs, relabeling, routes, matchers and inhibitions are what the test
+// runs.
+func ForTest(config []byte, addrs, timings map[string]string) ([]byte, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(config, &doc); err != nil {
+		return nil, err
+	}
+	if doc.Kind != yaml.DocumentNode || len(doc.Content) != 1 || doc.Content[0].Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("not a config file")
+	}
+	found := map[string]bool{}
+	var walk func(n *yaml.Node)
+	walk = func(n *yaml.Node) {
+		switch n.Kind {
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				k, v := n.Content[i], n.Content[i+1]
+				if t, ok := timings[k.Value]; ok && v.Kind == yaml.ScalarNode {
+					v.Value, v.Style = t, 0
+					continue
+				}
+				walk(v)
+			}
+		case yaml.SequenceNode:
+			for _, c := range n.Content {
+				walk(c)
+			}
+		case yaml.ScalarNode:
+			if a, ok := addrs[n.Value]; ok {
+				found[n.Value] = true
+				n.Value = a
+			}
+		}
+	}
+	walk(doc.Content[0])
+	for a := range addrs {
+		if !found[a] {
+			return nil, fmt.Errorf("address %q is not in the config", a)
+		}
+	}
+	return yaml.Marshal(&doc)
+}
+
+// Where the shipped configs send scrapes and notifications, and the
+// intervals the end-to-end test cuts to a second so that it takes seconds,
+// not minutes (as ShortenFor cuts for:).
+const (
+	shippedExporter     = "kms-exporter:10567"
+	shippedAlertmanager = "alertmanager:9093"
+	shippedReceiverURL  = "http://alert-router.example.internal/kms/"
+)
+
+var (
+	shippedReceivers = []string{"default", "pager", "tickets"}
+	testTimings      = map[string]string{
+		"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s",
+		"refresh_interval": "1s", "group_wait": "1s", "group_interval": "1s",
+	}
+)
+
+// PrometheusForTest is the shipped prometheus.yml scraping the exporter at
+// exporter and alerting Alertmanager at am.
+func PrometheusForTest(shipped []byte, exporter, am string) ([]byte, error) {
+	return ForTest(shipped, map[string]string{
+		shippedExporter:                          exporter,
+		"http://" + shippedExporter + "/targets": "http://" + exporter + "/targets",
+		shippedAlertmanager:                      am,
+	}, testTimings)
+}
+
+// AlertmanagerForTest is the shipped alertmanager.yml whose receiver
+// NAME posts to hook/NAME.
+func AlertmanagerForTest(shipped []byte, hook string) ([]byte, error) {
+	addrs := map[string]string{}
+	for _, r := range shippedReceivers {
+		addrs[shippedReceiverURL+r] = hook + "/" + r
+	}
+	return ForTest(shipped, addrs, testTimings)
+}
+
 // mapValue returns the value node of key in mapping node m, or nil.
 func mapValue(m *yaml.Node, key string) *yaml.Node {
 	if m == nil || m.Kind != yaml.MappingNode {

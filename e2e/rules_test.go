@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"reflect"
 	"strings"
@@ -207,3 +208,95 @@ func TestLabelValuesQuery(t *testing.T) {
 		t.Error("accepted a non-label_values query")
 	}
 }
+
+// TestForTestShippedConfigs: the configs the end-to-end test runs differ
+// from the shipped ones in the addresses, receiver URLs and intervals only.
+func TestForTestShippedConfigs(t *testing.T) {
+	for _, tc := range []struct {
+		file string
+		conv func([]byte) ([]byte, error)
+		want map[string]string // shipped value -> test value
+	}{
+		{"../deploy/prometheus/prometheus.yml", func(b []byte) ([]byte, error) { return PrometheusForTest(b, "127.0.0.1:1", "127.0.0.1:2") },
+			map[string]string{"kms-exporter:10567": "127.0.0.1:1", "http://kms-exporter:10567/targets": "http://127.0.0.1:1/targets", "alertmanager:9093": "127.0.0.1:2"}},
+		{"../deploy/alertmanager/alertmanager.yml", func(b []byte) ([]byte, error) { return AlertmanagerForTest(b, "http://127.0.0.1:3") },
+			map[string]string{
+				"http://alert-router.example.internal/kms/default": "http://127.0.0.1:3/default",
+				"http://alert-router.example.internal/kms/pager":   "http://127.0.0.1:3/pager",
+				"http://alert-router.example.internal/kms/tickets": "http://127.0.0.1:3/tickets",
+			}},
+	} {
+		shipped, err := os.ReadFile(tc.file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := tc.conv(shipped)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.file, err)
+		}
+		var before, after any
+		if err := yaml.Unmarshal(shipped, &before); err != nil {
+			t.Fatal(err)
+		}
+		if err := yaml.Unmarshal(out, &after); err != nil {
+			t.Fatal(err)
+		}
+		replaced := map[string]bool{}
+		diffConfigs(t, tc.file, "", before, after, func(where string, key string, b, a any) {
+			bs, _ := b.(string)
+			switch {
+			case testTimings[key] != "" && a == testTimings[key]:
+			case tc.want[bs] != "" && a == tc.want[bs]:
+				replaced[bs] = true
+			default:
+				t.Errorf("%s: %s changed from %v to %v", tc.file, where, b, a)
+			}
+		})
+		for k := range tc.want {
+			if !replaced[k] {
+				t.Errorf("%s: %s not replaced", tc.file, k)
+			}
+		}
+	}
+	if _, err := ForTest([]byte("a: b\n"), map[string]string{"missing:1": "x"}, nil); err == nil {
+		t.Error("an address that is not in the config was accepted")
+	}
+}
+
+// diffConfigs walks two decoded YAML documents of the same shape and calls
+// changed for every leaf that differs.
+func diffConfigs(t *testing.T, file, where string, b, a any, changed func(where, key string, b, a any)) {
+	t.Helper()
+	switch bv := b.(type) {
+	case map[string]any:
+		av, ok := a.(map[string]any)
+		if !ok || len(av) != len(bv) {
+			t.Errorf("%s: %s: keys changed", file, where)
+			return
+		}
+		for k, x := range bv {
+			if y, ok := av[k]; !ok {
+				t.Errorf("%s: %s.%s removed", file, where, k)
+			} else if _, leaf := x.(map[string]any); !leaf && !isList(x) && x != y {
+				changed(where+"."+k, k, x, y)
+			} else {
+				diffConfigs(t, file, where+"."+k, x, y, changed)
+			}
+		}
+	case []any:
+		av, ok := a.([]any)
+		if !ok || len(av) != len(bv) {
+			t.Errorf("%s: %s: list changed", file, where)
+			return
+		}
+		for i := range bv {
+			if _, leaf := bv[i].(map[string]any); !leaf && !isList(bv[i]) && bv[i] != av[i] {
+				changed(fmt.Sprintf("%s[%d]", where, i), "", bv[i], av[i])
+			} else {
+				diffConfigs(t, file, fmt.Sprintf("%s[%d]", where, i), bv[i], av[i], changed)
+			}
+		}
+	}
+}
+
+func isList(v any) bool { _, ok := v.([]any); return ok }
