@@ -81,7 +81,6 @@ func main() {
 			os.Exit(1)
 		}
 	}
-	below := func(limit float64) func(float64) bool { return func(v float64) bool { return v < limit } }
 	var rows []row
 	add := func(x row) {
 		if x.scale == 0 {
@@ -92,8 +91,19 @@ func main() {
 		}
 		rows = append(rows, x)
 	}
-	atMost := func(limit float64) func(float64) bool { return func(v float64) bool { return v <= limit } }
-	sizes := []string{"1000", "10000", "50000"}
+	collectRows(add)
+	scrapeRows(r, add)
+	scaleRows(add)
+	printTable(r, rows)
+}
+
+func atMost(limit float64) func(float64) bool { return func(v float64) bool { return v <= limit } }
+
+var sizes = []string{"1000", "10000", "50000"}
+
+// collectRows adds the figures of the collector, decoding and encoding
+// benchmarks.
+func collectRows(add func(row)) {
 	for _, k := range sizes {
 		x := row{figure: "CPU per 1k keys, exporter, " + k + " keys", name: "BenchmarkCollect/exporter/keys=" + k, unit: "cpu-ms/1k-keys", format: "%.2f ms", goal: "reference"}
 		if k != "1000" { // a small target's cost is mostly per scrape, not per key
@@ -130,10 +140,15 @@ func main() {
 	for _, k := range sizes {
 		x := row{figure: "Peak heap of one scrape, " + k + " keys", name: "BenchmarkPeakHeap/keys=" + k, unit: "peak-heap-MiB", format: "%.1f MiB", goal: "linear in keys"}
 		if k == "50000" {
-			x.goal, x.pass = "< 64 MiB", below(64)
+			x.goal, x.pass = "< 64 MiB", func(v float64) bool { return v < 64 }
 		}
 		add(x)
 	}
+}
+
+// scrapeRows adds the figures of whole scrapes against the fake, and of the
+// exporter's resident memory.
+func scrapeRows(r results, add func(row)) {
 	for _, c := range []string{"a_1x10000keys", "b_20x1000keys_4creds", "c_20x1000keys_4creds_rps5"} {
 		name := "BenchmarkScrapeLatency/" + c
 		add(row{figure: "Scrape " + c + ": median", name: name, unit: "median-ms", format: "%.0f ms", goal: "reference"})
@@ -153,8 +168,11 @@ func main() {
 	}
 	add(row{figure: "Exporter RSS, 20 targets, ready", name: "BenchmarkIdleRSS", unit: "rss-start-MiB", format: "%.1f MiB", goal: "reference"})
 	add(row{figure: "Exporter RSS, 20 targets, idle after a scrape", name: "BenchmarkIdleRSS", unit: "rss-idle-MiB", format: "%.1f MiB", goal: "reference"})
-	scaleRows(add)
+}
 
+// printTable prints rows with their medians from r and a verdict for those
+// with a goal, then how many goals were missed.
+func printTable(r results, rows []row) {
 	fmt.Println("| figure | value | goal | |")
 	fmt.Println("|---|---|---|---|")
 	missed := 0

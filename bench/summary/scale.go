@@ -2,7 +2,6 @@ package main
 
 // scaleRows are the figures of BenchmarkScale and BenchmarkDiscoveryRefresh.
 func scaleRows(add func(row)) {
-	atMost := func(limit float64) func(float64) bool { return func(v float64) bool { return v <= limit } }
 	for _, c := range []struct{ name, what, goal string }{
 		{"a_200projects_1cred", "200 projects x 2.5k keys, 1 credential at 50/s", "<= 1.05"},
 		{"b_20creds_x_10projects", "20 credentials x 10 projects x 2.5k keys, 5/s each", "<= 1.1"},
