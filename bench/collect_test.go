@@ -8,7 +8,6 @@ import (
 	"runtime/metrics"
 	"strconv"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -24,15 +23,6 @@ var keySizes = []int{1000, 10000, 50000}
 // unlimited lifts the client-side rate limit, which would otherwise make
 // the CPU benchmarks measure the limiter's waits.
 const unlimited = 1e6
-
-// cpuTime is the process's user and system CPU time so far.
-func cpuTime(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
 
 func totalAlloc() uint64 {
 	var ms runtime.MemStats

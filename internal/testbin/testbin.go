@@ -16,7 +16,6 @@ import (
 	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -78,7 +77,8 @@ func build(out string) (string, error) {
 	return out, nil
 }
 
-// Proc is a process started by a test, in its own process group.
+// Proc is a process started by a test, in its own process group where the
+// system has them.
 type Proc struct {
 	Name string
 	Cmd  *exec.Cmd
@@ -100,7 +100,7 @@ func Start(t testing.TB, name, bin string, args ...string) *Proc {
 	p := &Proc{Name: name, changed: make(chan struct{}), exited: make(chan struct{})}
 	p.Cmd = exec.Command(bin, args...)
 	p.Cmd.Stdout, p.Cmd.Stderr = writer{p, false}, writer{p, true}
-	p.Cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	ownGroup(p.Cmd)
 	if err := p.Cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}
@@ -112,12 +112,11 @@ func Start(t testing.TB, name, bin string, args ...string) *Proc {
 		close(p.exited)
 	}()
 	t.Cleanup(func() {
-		pgid := p.Cmd.Process.Pid
-		_ = syscall.Kill(-pgid, syscall.SIGTERM)
+		_ = stopGroup(p.Cmd.Process, false)
 		select {
 		case <-p.exited:
 		case <-time.After(10 * time.Second):
-			_ = syscall.Kill(-pgid, syscall.SIGKILL)
+			_ = stopGroup(p.Cmd.Process, true)
 			<-p.exited
 		}
 		if t.Failed() {

@@ -1,0 +1,5 @@
+//go:build !unix
+
+package kmsapi
+
+var mkfifo func(path string) error
