@@ -54,36 +54,8 @@ type settings struct {
 // parseFlags parses args (without the program name) into settings and the
 // exporter-toolkit web flags.
 func parseFlags(args []string) (*settings, *web.FlagConfig, error) {
-	app := kingpin.New("kms_exporter", "Prometheus exporter for Huawei Cloud KMS (DEW): CMK quotas, key counts, key states and scheduled deletions.")
-	app.Version(version.Print("kms_exporter"))
-	app.HelpFlag.Short('h')
 	s := &settings{}
-	app.Flag("config.file", "YAML config file with credentials and targets. Without it, one target is built from --kms.region and the HUAWEICLOUD_SDK_* environment variables.").StringVar(&s.configFile)
-	app.Flag("kms.region", "Region of the single target (without --config.file).").StringVar(&s.region)
-	app.Flag("kms.project-id", "Project of the single target; looked up in IAM by region name when absent.").Envar("HUAWEICLOUD_SDK_PROJECT_ID").StringVar(&s.projectID)
-	app.Flag("kms.endpoint", "KMS endpoint override of the single target (default https://kms.{region}.myhuaweicloud.com).").StringVar(&s.kmsEndpoint)
-	app.Flag("iam.endpoint", "IAM endpoint for project lookup and IAM tokens (default: the IAM endpoint of each target's region, https://iam.{region}.myhuaweicloud.com).").Envar("HUAWEICLOUD_SDK_IAM_ENDPOINT").StringVar(&s.iamEndpoint)
-	app.Flag("kms.timeout", "Upper bound for one scrape; the X-Prometheus-Scrape-Timeout-Seconds header minus --kms.timeout-offset lowers it.").Default("30s").DurationVar(&s.timeout)
-	app.Flag("kms.timeout-offset", "Subtracted from the scrape timeout Prometheus sends, to leave time for the answer.").Default("0.5s").DurationVar(&s.timeoutOffset)
-	app.Flag("kms.cache-ttl", "Reuse a target's results younger than this (0: fetch on every scrape).").Default("0s").DurationVar(&s.cacheTTL)
-	app.Flag("kms.requests-per-second", "Client-side rate limit per credential (KMS allows 20 requests per second per account).").Default("10").Float64Var(&s.rps)
-	app.Flag("kms.concurrency", "API requests in flight per credential.").Default("8").IntVar(&s.concurrency)
-	enabled := map[string]*bool{}
-	for _, c := range collector.All {
-		enabled[c] = app.Flag("collector."+c, "Enable the "+c+" collector.").Default("true").Bool()
-	}
-	app.Flag("collector.keys.tag-key", "Tag key exported by kms_keys_by_tag; repeatable (default: all tag keys).").StringsVar(&s.tagKeys)
-	app.Flag("collector.keys.max-tag-series", "Cap on kms_keys_by_tag series per target.").Default("500").IntVar(&s.maxTagSeries)
-	app.Flag("collector.keys.refresh-interval", "List keys at most this often (0: every scrape).").Default("0s").DurationVar(&s.keysRefresh)
-	app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").StringVar(&s.telemetryPath)
-	app.Flag("log.level", "Only log messages with the given severity or above. One of: [debug, info, warn, error]").Default("info").EnumVar(&s.logLevel, "debug", "info", "warn", "error")
-	app.Flag("log.format", "Output format of log messages. One of: [logfmt, json]").Default("logfmt").EnumVar(&s.logFormat, "logfmt", "json")
-	app.Flag("config.check", "Load and check the config and every secret file, print the targets it would watch (discovered ones too when IAM answers), and exit 0 if the config is good, 1 if not.").BoolVar(&s.configCheck)
-	app.Flag("demo", "Serve simulated data from the embedded fake KMS API; no cloud account needed.").BoolVar(&s.demo)
-	app.Flag("history.limit", "Recent scrapes kept for the landing page and their debug logs (/probe/debug?id=N).").Default("100").IntVar(&s.historyLimit)
-	app.Flag("storage.path", "Directory for small state that must survive a restart: the pause of a credential after a failed authentication, so that restarts cannot lock its AK (never a secret). Created if missing.").StringVar(&s.storagePath)
-	webFlags := kingpinflag.AddFlags(app, ":10567")
-
+	app, enabled, webFlags := flagApp(s)
 	if _, err := app.Parse(args); err != nil {
 		return nil, nil, err
 	}
@@ -108,6 +80,39 @@ func parseFlags(args []string) (*settings, *web.FlagConfig, error) {
 		return nil, nil, errors.New("--web.telemetry-path must start with /")
 	}
 	return s, webFlags, nil
+}
+
+// flagApp defines every flag, parsed into s, the collector switches (by
+// collector name) and the exporter-toolkit's web flags.
+func flagApp(s *settings) (*kingpin.Application, map[string]*bool, *web.FlagConfig) {
+	app := kingpin.New("kms_exporter", "Prometheus exporter for Huawei Cloud KMS (DEW): CMK quotas, key counts, key states and scheduled deletions.")
+	app.Version(version.Print("kms_exporter"))
+	app.HelpFlag.Short('h')
+	app.Flag("config.file", "YAML config file with credentials and targets. Without it, one target is built from --kms.region and the HUAWEICLOUD_SDK_* environment variables.").StringVar(&s.configFile)
+	app.Flag("kms.region", "Region of the single target (without --config.file).").StringVar(&s.region)
+	app.Flag("kms.project-id", "Project of the single target; looked up in IAM by region name when absent.").Envar("HUAWEICLOUD_SDK_PROJECT_ID").StringVar(&s.projectID)
+	app.Flag("kms.endpoint", "KMS endpoint override of the single target (default: the region's public endpoint, https://kms.{region}.myhuaweicloud.com; myhuaweicloud.eu for eu-west-101).").StringVar(&s.kmsEndpoint)
+	app.Flag("iam.endpoint", "IAM endpoint for project lookup and IAM tokens (default: the IAM endpoint of each target's region, https://iam.{region}.myhuaweicloud.com).").Envar("HUAWEICLOUD_SDK_IAM_ENDPOINT").StringVar(&s.iamEndpoint)
+	app.Flag("kms.timeout", "Upper bound for one scrape; the X-Prometheus-Scrape-Timeout-Seconds header minus --kms.timeout-offset lowers it.").Default("30s").DurationVar(&s.timeout)
+	app.Flag("kms.timeout-offset", "Subtracted from the scrape timeout Prometheus sends, to leave time for the answer.").Default("0.5s").DurationVar(&s.timeoutOffset)
+	app.Flag("kms.cache-ttl", "Reuse a target's results younger than this (0: fetch on every scrape).").Default("0s").DurationVar(&s.cacheTTL)
+	app.Flag("kms.requests-per-second", "Client-side rate limit per credential (KMS allows 20 requests per second per account).").Default("10").Float64Var(&s.rps)
+	app.Flag("kms.concurrency", "API requests in flight per credential.").Default("8").IntVar(&s.concurrency)
+	enabled := map[string]*bool{}
+	for _, c := range collector.All {
+		enabled[c] = app.Flag("collector."+c, "Enable the "+c+" collector.").Default("true").Bool()
+	}
+	app.Flag("collector.keys.tag-key", "Tag key exported by kms_keys_by_tag; repeatable (default: all tag keys).").StringsVar(&s.tagKeys)
+	app.Flag("collector.keys.max-tag-series", "Cap on kms_keys_by_tag series per target.").Default("500").IntVar(&s.maxTagSeries)
+	app.Flag("collector.keys.refresh-interval", "List keys at most this often (0: every scrape).").Default("0s").DurationVar(&s.keysRefresh)
+	app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").StringVar(&s.telemetryPath)
+	app.Flag("log.level", "Only log messages with the given severity or above. One of: [debug, info, warn, error]").Default("info").EnumVar(&s.logLevel, "debug", "info", "warn", "error")
+	app.Flag("log.format", "Output format of log messages. One of: [logfmt, json]").Default("logfmt").EnumVar(&s.logFormat, "logfmt", "json")
+	app.Flag("config.check", "Load and check the config and every secret file, print the targets it would watch (discovered ones too when IAM answers), and exit 0 if the config is good, 1 if not.").BoolVar(&s.configCheck)
+	app.Flag("demo", "Serve simulated data from the embedded fake KMS API; no cloud account needed.").BoolVar(&s.demo)
+	app.Flag("history.limit", "Recent scrapes kept for the landing page and their debug logs (/probe/debug?id=N).").Default("100").IntVar(&s.historyLimit)
+	app.Flag("storage.path", "Directory for small state that must survive a restart: the pause of a credential after a failed authentication, so that restarts cannot lock its AK (never a secret). Created if missing.").StringVar(&s.storagePath)
+	return app, enabled, kingpinflag.AddFlags(app, ":10567")
 }
 
 // newLogger builds the go-kit logger of the exporter, and the *slog.Logger
