@@ -7,6 +7,7 @@ import (
 
 	"github.com/go-kit/log"
 
+	"github.com/kms-exporter/kms_exporter/internal/pausestore"
 	"github.com/kms-exporter/kms_exporter/kmsapi"
 )
 
@@ -17,8 +18,8 @@ type BuildOptions struct {
 	Concurrency       int
 	HTTPClient        *http.Client // every call's, metadata included; nil: kmsapi's defaults
 	Observer          kmsapi.Observer
-	PauseStore        *kmsapi.PauseStore // keeps the pause after authentication failures across credentials and restarts
-	Logger            log.Logger         // a warning per pause, each API call at debug level
+	PauseStore        *pausestore.Store // keeps the pause after authentication failures across credentials and restarts
+	Logger            log.Logger        // a warning per pause, each API call at debug level
 }
 
 // Credentials are the kmsapi credentials of one config, by name.

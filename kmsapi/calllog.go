@@ -25,14 +25,18 @@ func logCalls(logger log.Logger, credential string, next Observer) Observer {
 	}
 }
 
+// warn logs a warning when the credential has a logger.
+func (c *Credential) warn(keyvals ...any) {
+	if c.opts.Logger != nil {
+		level.Warn(c.opts.Logger).Log(keyvals...)
+	}
+}
+
 // warnPaused writes the one warning of a pause that e started.
 // c.gate.mu is held.
 func (c *Credential) warnPaused(e *Error) {
-	if c.opts.Logger == nil {
-		return
-	}
 	g := &c.gate
-	level.Warn(c.opts.Logger).Log("msg", "authentication failed: credential paused, no call with it until the pause ends",
+	c.warn("msg", "authentication failed: credential paused, no call with it until the pause ends",
 		"credential", c.opts.Name, "endpoint", e.Endpoint, "status", e.StatusCode, "error_code", e.Code, "request_id", e.RequestID,
 		"failures", g.failures, "pause", g.until.Sub(c.opts.Now()).Round(time.Second), "until", g.until.UTC().Format(time.RFC3339),
 		"hint", authHint(c.opts.Auth))

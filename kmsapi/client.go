@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/go-kit/log"
+
+	"github.com/kms-exporter/kms_exporter/internal/pausestore"
 )
 
 // Endpoint names, as reported to the Observer and used as the `endpoint`
@@ -62,7 +64,7 @@ type CredentialOptions struct {
 	AuthPauseMin, AuthPauseMax time.Duration
 	// PauseStore, if set, hands the pause on to the next Credential of the
 	// same AK: after a reload, and with a directory after a restart.
-	PauseStore *PauseStore
+	PauseStore *pausestore.Store
 	// Logger gets one warning per pause, and each API call at debug level.
 	Logger log.Logger
 	Now    func() time.Time // for tests; default time.Now

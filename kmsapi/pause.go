@@ -2,10 +2,14 @@ package kmsapi
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/kms-exporter/kms_exporter/internal/pausestore"
 )
 
 // The API locks an AK for everyone after five failed authentications in
@@ -179,4 +183,107 @@ func later(a, b time.Time) time.Time {
 		return b
 	}
 	return a
+}
+
+// identifier is implemented by authenticators with a public identity the
+// API locks: the AK, the IAM user.
+type identifier interface{ identity() string }
+
+func (a *akskAuth) identity() string { return "aksk\x00" + a.ak }
+
+func (a *iamAuth) identity() string {
+	return "iam\x00" + a.o.IAMEndpoint + "\x00" + a.o.DomainName + "\x00" + a.o.UserName
+}
+
+func (a *ecsAuth) identity() string { return "ecs\x00" + a.o.Endpoint }
+
+// pauseID names the state of a credential: its identity, or its name for
+// an authenticator without one.
+func pauseID(o CredentialOptions) string {
+	id := "name\x00" + o.Name
+	if i, ok := o.Auth.(identifier); ok {
+		id = i.identity()
+	}
+	sum := sha256.Sum256([]byte(id))
+	return hex.EncodeToString(sum[:])
+}
+
+// errEarlierFailure stands for the failure behind a pause read back from
+// the store.
+var errEarlierFailure = errors.New("authentication failed before the last restart or reload")
+
+// restorePause starts the gate where the stored state left it: in a pause
+// after a restart; within the lockout budget after a reload that changed
+// the credential (a fixed secret is tried at once if the budget allows).
+func (c *Credential) restorePause() {
+	s := c.opts.PauseStore
+	if s == nil {
+		return
+	}
+	c.pauseID = pauseID(c.opts)
+	st, thisProcess, ok := s.Load(c.pauseID, c.opts.Name)
+	if !ok {
+		return
+	}
+	now := c.opts.Now()
+	g := &c.gate
+	for _, t := range st.Recent {
+		// A time from the future (a clock stepped back, an edited file)
+		// counts as now.
+		if t.After(now) {
+			t = now
+		}
+		g.recent = append(g.recent, t)
+	}
+	if len(g.recent) > lockoutBudget {
+		g.recent = g.recent[len(g.recent)-lockoutBudget:]
+	}
+	g.failures = max(0, min(st.Failures, 64))
+	if g.failures == 0 {
+		return
+	}
+	g.last = &Error{Endpoint: st.Endpoint, StatusCode: http.StatusUnauthorized, Code: st.Code, Err: errEarlierFailure}
+	g.until = st.PausedUntil
+	if thisProcess {
+		g.until = c.budgetEnd()
+	}
+	if !g.until.After(now) {
+		return // over: the first call goes alone, as after any pause
+	}
+	// No stored pause is longer than one this process would choose.
+	if limit := now.Add(max(c.opts.AuthPauseMax, lockoutWindow) + time.Second); g.until.After(limit) {
+		g.until = limit
+	}
+	c.warn("msg", "credential paused by earlier authentication failures; no call until the pause ends",
+		"credential", c.opts.Name, "until", g.until.UTC().Format(time.RFC3339), "hint", authHint(c.opts.Auth))
+}
+
+// savePause stores the gate's state. c.gate.mu is held.
+func (c *Credential) savePause() {
+	s := c.opts.PauseStore
+	if s == nil {
+		return
+	}
+	g := &c.gate
+	st := pausestore.State{ID: c.pauseID, Credential: c.opts.Name, Failures: g.failures, Recent: g.recent}
+	if g.failures > 0 {
+		st.PausedUntil = g.until
+		if g.last != nil {
+			st.Endpoint, st.Code = g.last.Endpoint, g.last.Code
+		}
+	}
+	s.Save(st)
+}
+
+// authHint tells what to check after a 401, by credential kind.
+func authHint(a Authenticator) string {
+	switch a.(type) {
+	case *iamAuth:
+		return "check iam domain_name, user_name and password"
+	case *ecsAuth:
+		return "check the ECS agency of this instance"
+	case *tokenSource:
+		return "check oidc idp_id and id_token_file"
+	}
+	return "check access_key and secret_key (and security_token)"
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/go-kit/log"
 
+	"github.com/kms-exporter/kms_exporter/internal/pausestore"
 	"github.com/kms-exporter/kms_exporter/internal/syncbuf"
 )
 
@@ -57,16 +58,16 @@ func (s *lockoutSim) failures() int {
 // start is a process start: a new store on the same directory, a new
 // credential.
 func (s *lockoutSim) start(logger log.Logger) *Client {
-	var store *PauseStore
+	var store *pausestore.Store
 	if s.dir != "" {
 		var err error
-		if store, err = NewPauseStore(s.dir, logger); err != nil {
+		if store, err = pausestore.New(s.dir, logger); err != nil {
 			s.t.Fatal(err)
 		}
 	}
 	return newTestClient(s.t, s.srv.URL, NewAKSK(testAK, "wrong-"+testSK, ""), func(o *CredentialOptions) {
 		o.Now = s.clock.Now
-		o.PauseStore = store
+		o.PauseStore, o.Logger = store, logger
 	})
 }
 
@@ -292,16 +293,6 @@ func TestPauseStoreBadFile(t *testing.T) {
 	}
 }
 
-func TestNewPauseStoreRefusesUnusablePath(t *testing.T) {
-	file := filepath.Join(t.TempDir(), "file")
-	os.WriteFile(file, nil, 0o600)
-	for _, dir := range []string{file, filepath.Join(file, "sub")} {
-		if _, err := NewPauseStore(dir, nil); err == nil {
-			t.Errorf("NewPauseStore(%s): no error", dir)
-		}
-	}
-}
-
 // A failed write is reported and the pause in memory holds.
 func TestPauseStoreWriteFailure(t *testing.T) {
 	sim := newLockoutSim(t, true)
@@ -324,7 +315,7 @@ func TestPauseStoreWriteFailure(t *testing.T) {
 func TestPauseStoreChangedSecret(t *testing.T) {
 	srv, h := newKMS(t, func(w http.ResponseWriter, _ *http.Request, _ []byte) { w.Write([]byte(quotasExample)) })
 	clock := newFakeClock()
-	store, _ := NewPauseStore("", nil)
+	store, _ := pausestore.New("", nil)
 	build := func(sk string) *Client {
 		return newTestClient(t, srv.URL, NewAKSK(testAK, sk, ""), func(o *CredentialOptions) {
 			o.Now, o.PauseStore = clock.Now, store
