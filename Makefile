@@ -44,9 +44,11 @@ bench:
 e2e: build
 	KMS_EXPORTER=$(CURDIR)/$(BINARY) $(GO) test -tags e2e -count=1 -v -timeout 10m ./e2e/...
 
-# The files rendered from deploy/mixin (render.jsonnet names them).
+# The files rendered from deploy/mixin: the rule files render.jsonnet names,
+# and the dashboard of dashboard.jsonnet.
 JSONNET   ?= jsonnet
-MIXIN_FILES := dashboards/kms.json deploy/helm/kms-exporter/files/prometheus-rules.yaml deploy/kubernetes/base/prometheusrule.yaml deploy/prometheus/alerts.yml
+MIXIN_RULES := deploy/helm/kms-exporter/files/prometheus-rules.yaml deploy/kubernetes/base/prometheusrule.yaml deploy/prometheus/alerts.yml
+MIXIN_FILES := dashboards/kms.json $(MIXIN_RULES)
 
 mixin: .build/mixin
 	for f in $(MIXIN_FILES); do cp .build/mixin/$$f $$f; done
@@ -62,8 +64,9 @@ mixin-check: .build/mixin
 .PHONY: .build/mixin
 .build/mixin:
 	rm -rf $@ && for f in $(MIXIN_FILES); do mkdir -p $@/$$(dirname $$f); done
-	$(JSONNET) -S -m $@ deploy/mixin/render.jsonnet | sed 's|^$@/||' | sort | tr '\n' ' ' | grep -qx '$(sort $(MIXIN_FILES)) ' \
-		|| { echo "render.jsonnet does not render exactly $(MIXIN_FILES)"; exit 1; }
+	$(JSONNET) -o $@/dashboards/kms.json deploy/mixin/dashboard.jsonnet
+	$(JSONNET) -S -m $@ deploy/mixin/render.jsonnet | sed 's|^$@/||' | sort | tr '\n' ' ' | grep -qx '$(sort $(MIXIN_RULES)) ' \
+		|| { echo "render.jsonnet does not render exactly $(MIXIN_RULES)"; exit 1; }
 
 # helm lint and helm template with the default values and each of ci/.
 # deploy/kubecheck (make test) decodes what the chart renders.

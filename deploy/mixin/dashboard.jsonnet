@@ -1,0 +1,2 @@
+// dashboards/kms.json, rendered by `make mixin`.
+(import 'mixin.libsonnet').grafanaDashboards['kms.json']
