@@ -8,6 +8,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/go-kit/log/level"
@@ -33,7 +34,8 @@ func withScrapeInfo(ctx context.Context, via string) (context.Context, *scrapeIn
 }
 
 // recordScrape is the collector's Options.Record: it keeps the result of
-// one target's scrape in the history.
+// one target's scrape in the history. It keeps the metrics as they are:
+// they are gathered only when a page or a debug log shows the record.
 func (a *app) recordScrape(ctx context.Context, res collector.Result) {
 	rec := &scrapeRecord{
 		target:    res.Target,
@@ -41,18 +43,13 @@ func (a *app) recordScrape(ctx context.Context, res collector.Result) {
 		projectID: res.ProjectID,
 		start:     res.Start,
 		duration:  res.Duration,
+		metrics:   res.Metrics,
 		trace:     res.Trace,
 		failures:  res.Failures,
 	}
 	if l := a.cur.Load(); l != nil {
 		rec.credential = l.targetCredential[res.Target]
 	}
-	fams, err := gatherMetrics(res.Metrics)
-	if err != nil {
-		level.Error(a.logger).Log("msg", "cannot keep the metrics of a scrape for its debug log", "target", res.Target, "err", err)
-	}
-	rec.families = fams
-	rec.summary = summarize(fams)
 	si, _ := ctx.Value(scrapeInfoKey{}).(*scrapeInfo)
 	if si != nil {
 		rec.via = si.via
@@ -111,8 +108,8 @@ func writeDebugLog(w http.ResponseWriter, rec *scrapeRecord) {
 	defer b.Flush()
 	fmt.Fprintf(b, "Scrape %d of target %s (region %s, project %s, credential %s)\n", rec.id, rec.target, rec.region, orNone(rec.projectID), orNone(rec.credential))
 	up := "not reported"
-	if !math.IsNaN(rec.summary.up) {
-		up = strconv.FormatFloat(rec.summary.up, 'f', -1, 64)
+	if v := rec.summary().up; !math.IsNaN(v) {
+		up = strconv.FormatFloat(v, 'f', -1, 64)
 	}
 	fmt.Fprintf(b, "Asked by %s at %s, took %s, kms_up %s\n", orNone(rec.via), rec.start.UTC().Format("2006-01-02T15:04:05.000Z07:00"), formatSeconds(rec.duration), up)
 	if len(rec.failures) == 0 {
@@ -134,8 +131,12 @@ func writeDebugLog(w http.ResponseWriter, rec *scrapeRecord) {
 }
 
 func writeFamilies(w io.Writer, rec *scrapeRecord) {
+	fams, err := rec.families()
+	if err != nil {
+		fmt.Fprintf(w, "# some metrics are left out: %s\n", strings.Join(strings.Fields(err.Error()), " "))
+	}
 	enc := expfmt.NewEncoder(w, expfmt.NewFormat(expfmt.TypeTextPlain))
-	for _, mf := range rec.families {
+	for _, mf := range fams {
 		if err := enc.Encode(mf); err != nil {
 			fmt.Fprintf(w, "# cannot encode %s: %v\n", mf.GetName(), err)
 		}

@@ -16,7 +16,8 @@ import (
 
 // scrapeRecord is what one scrape of one target produced: the landing page
 // shows the last one of every target, and the recent ones link to their
-// debug logs. It is never changed once recorded.
+// debug logs. Only the view gathered from its metrics changes once it is
+// recorded, and only once.
 type scrapeRecord struct {
 	id         uint64
 	target     string
@@ -26,19 +27,45 @@ type scrapeRecord struct {
 	via        string // the route that asked: /metrics or /probe
 	start      time.Time
 	duration   time.Duration
-	families   []*dto.MetricFamily // the target's metrics, sorted by name
+	metrics    []prometheus.Metric // the target's metrics, as the scrape sent them
 	failures   []collector.Failure // failed collectors, in report order
 	trace      *kmsapi.Trace       // the API calls; nil when none were traced
-	summary    summary
+
+	// Gathered from metrics when a page or a debug log first shows the
+	// record, not when it is recorded: most records are dropped unseen,
+	// and every scrape of every target would pay for them.
+	gathered  sync.Once
+	fams      []*dto.MetricFamily // sorted by name
+	gatherErr error
+	sum       summary
+}
+
+// families returns the record's metrics as sorted families; with an error,
+// those that could be gathered.
+func (r *scrapeRecord) families() ([]*dto.MetricFamily, error) {
+	r.gather()
+	return r.fams, r.gatherErr
+}
+
+// summary returns what the landing page shows of the record.
+func (r *scrapeRecord) summary() summary {
+	r.gather()
+	return r.sum
+}
+
+func (r *scrapeRecord) gather() {
+	r.gathered.Do(func() {
+		r.fams, r.gatherErr = gatherMetrics(r.metrics)
+		r.sum = summarize(r.fams)
+	})
 }
 
 // summary is what the landing page shows of a scrape, read from its metrics.
 type summary struct {
-	up               float64 // kms_up; NaN when not reported
-	cmkUsed, cmkMax  float64 // kms_quota_used and _limit of resource CMK; NaN when absent
-	pendingDeletion  float64 // kms_keys{state="pending_deletion"}; NaN when absent
-	nearestDeletion  time.Time
-	collectorsFailed int
+	up              float64 // kms_up; NaN when not reported
+	cmkUsed, cmkMax float64 // kms_quota_used and _limit of resource CMK; NaN when absent
+	pendingDeletion float64 // kms_keys{state="pending_deletion"}; NaN when absent
+	nearestDeletion time.Time
 }
 
 // replay is a collector of fixed metrics, to gather them into families.

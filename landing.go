@@ -159,7 +159,7 @@ func (v landingView) data() landingData {
 			Via:       r.via,
 			Duration:  formatSeconds(r.duration),
 			Calls:     traceCalls(r.trace),
-			Up:        upText(r.summary.up),
+			Up:        upText(r.summary().up),
 			Failed:    failedNames(r.failures),
 		})
 	}
@@ -191,7 +191,7 @@ func (v landingView) row(t targetInfo) targetRow {
 	row.ScrapedAt = fullTime(r.start)
 	row.Ago = relative(v.now, r.start)
 	row.DebugURL = debugURL(r.id)
-	s := r.summary
+	s := r.summary()
 	row.Up = upText(s.up)
 	row.Quota = newQuotaCell(s.cmkUsed, s.cmkMax)
 	if !math.IsNaN(s.pendingDeletion) {

@@ -35,11 +35,11 @@ func renderLanding(t *testing.T, v landingView) string {
 
 func record(t *testing.T, target string, start time.Time, failures []collector.Failure, metrics ...prometheus.Metric) *scrapeRecord {
 	t.Helper()
-	fams, err := gatherMetrics(metrics)
-	if err != nil {
+	r := &scrapeRecord{target: target, start: start, duration: 120 * time.Millisecond, via: "/metrics", metrics: metrics, failures: failures}
+	if _, err := r.families(); err != nil {
 		t.Fatal(err)
 	}
-	return &scrapeRecord{target: target, start: start, duration: 120 * time.Millisecond, via: "/metrics", families: fams, summary: summarize(fams), failures: failures}
+	return r
 }
 
 // rowRE finds the attributes of a target row.
