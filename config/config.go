@@ -170,24 +170,40 @@ func (c *Config) Resolve(baseDir string) error {
 			}
 			projects[k] = i
 		}
-		switch {
-		case t.Credentials == "" && len(c.Credentials) == 1:
-			t.Credentials = c.CredentialNames()[0]
-		case t.Credentials == "":
-			return fmt.Errorf("%s.credentials: missing (required when more than one credential exists)", field)
-		case c.Credentials[t.Credentials] == nil:
-			return fmt.Errorf("%s.credentials: unknown credential %q", field, t.Credentials)
+		if err := c.pickCredential(field, &t.Credentials); err != nil {
+			return err
 		}
 		if err := normalizeEndpoint(field+".kms_endpoint", &t.KMSEndpoint); err != nil {
 			return err
 		}
-		for j, k := range t.TagKeys {
-			if k == "" {
-				return fmt.Errorf("%s.tag_keys[%d]: empty tag key", field, j)
-			}
+		if err := checkTagKeys(field, t.TagKeys); err != nil {
+			return err
 		}
 	}
 	return c.resolveDiscovery()
+}
+
+// pickCredential checks the credentials key of the target or discovery
+// entry at field, and fills it in when exactly one credential exists.
+func (c *Config) pickCredential(field string, name *string) error {
+	switch {
+	case *name == "" && len(c.Credentials) == 1:
+		*name = c.CredentialNames()[0]
+	case *name == "":
+		return fmt.Errorf("%s.credentials: missing (required when more than one credential exists)", field)
+	case c.Credentials[*name] == nil:
+		return fmt.Errorf("%s.credentials: unknown credential %q", field, *name)
+	}
+	return nil
+}
+
+func checkTagKeys(field string, keys []string) error {
+	for j, k := range keys {
+		if k == "" {
+			return fmt.Errorf("%s.tag_keys[%d]: empty tag key", field, j)
+		}
+	}
+	return nil
 }
 
 // CredentialNames returns the credential names, sorted.

@@ -38,13 +38,8 @@ func (c *Config) resolveDiscovery() error {
 	for i := range c.Discovery {
 		d := &c.Discovery[i]
 		field := fmt.Sprintf("discovery[%d]", i)
-		switch {
-		case d.Credentials == "" && len(c.Credentials) == 1:
-			d.Credentials = c.CredentialNames()[0]
-		case d.Credentials == "":
-			return fmt.Errorf("%s.credentials: missing (required when more than one credential exists)", field)
-		case c.Credentials[d.Credentials] == nil:
-			return fmt.Errorf("%s.credentials: unknown credential %q", field, d.Credentials)
+		if err := c.pickCredential(field, &d.Credentials); err != nil {
+			return err
 		}
 		// Both entries would find the same targets under the same names.
 		if j, ok := seen[d.Credentials]; ok {
@@ -82,12 +77,7 @@ func (d *Discovery) check(field string) error {
 	if err := normalizeEndpoint(field+".kms_endpoint", &d.KMSEndpoint); err != nil {
 		return err
 	}
-	for j, k := range d.TagKeys {
-		if k == "" {
-			return fmt.Errorf("%s.tag_keys[%d]: empty tag key", field, j)
-		}
-	}
-	return nil
+	return checkTagKeys(field, d.TagKeys)
 }
 
 func compile(expr string) (*regexp.Regexp, error) {
