@@ -64,8 +64,8 @@ func testScenario() kmsfake.Scenario {
 	}
 }
 
-// comparable lists every metric but the durations, whose values vary.
-var comparable = []string{
+// steadyMetrics lists every metric but the durations, whose values vary.
+var steadyMetrics = []string{
 	"kms_up", "kms_scrape_collector_success", "kms_quota_limit", "kms_quota_used", "kms_cmk_instances",
 	"kms_keys", "kms_default_keys", "kms_keys_by_tag", "kms_keys_by_tag_dropped_series",
 	"kms_key_scheduled_deletion_timestamp_seconds", "kms_cross_region_info",
@@ -160,7 +160,7 @@ func TestCollectEveryMetricPerCredentialKind(t *testing.T) {
 			}
 			e := f.exporter(t, []Target{tg}, Options{})
 			c := e.Collector(context.Background())
-			checkGolden(t, c, "all", comparable...)
+			checkGolden(t, c, "all", steadyMetrics...)
 			if n := testutil.CollectAndCount(c, "kms_scrape_collector_duration_seconds"); n != 4 {
 				t.Errorf("%d duration series, want 4", n)
 			}
@@ -213,7 +213,7 @@ func TestAllFailingIsDown(t *testing.T) {
 	f := newFixture(t)
 	e := f.exporter(t, []Target{f.target(f.aksk(t))}, Options{Collectors: []string{Quotas, Instances}})
 	f.fake.SetFault("", kmsfake.Fault{Status: 403})
-	checkGolden(t, e.Collector(context.Background()), "all_failing", comparable...)
+	checkGolden(t, e.Collector(context.Background()), "all_failing", steadyMetrics...)
 }
 
 func TestProjectLookupFailure(t *testing.T) {
@@ -221,7 +221,7 @@ func TestProjectLookupFailure(t *testing.T) {
 	tg := f.target(f.aksk(t))
 	tg.ProjectID, tg.Region = "", "xx-nowhere-1"
 	e := f.exporter(t, []Target{tg}, Options{Collectors: []string{Keys}})
-	checkGolden(t, e.Collector(context.Background()), "project_lookup_failure", comparable...)
+	checkGolden(t, e.Collector(context.Background()), "project_lookup_failure", steadyMetrics...)
 	if !strings.Contains(f.logs.String(), "collector=project_lookup") {
 		t.Errorf("lookup failure not logged: %s", f.logs)
 	}
@@ -329,10 +329,10 @@ func TestDownWhileRegionsCached(t *testing.T) {
 	f := newFixture(t)
 	clock := newFakeClock()
 	e := f.exporter(t, []Target{f.target(f.aksk(t))}, Options{Now: clock.Now})
-	checkGolden(t, e.Collector(context.Background()), "all", comparable...)
+	checkGolden(t, e.Collector(context.Background()), "all", steadyMetrics...)
 	clock.Advance(time.Minute)
 	f.fake.SetFault("", kmsfake.Fault{Status: 403})
-	checkGolden(t, e.Collector(context.Background()), "down_regions_cached", comparable...)
+	checkGolden(t, e.Collector(context.Background()), "down_regions_cached", steadyMetrics...)
 	if n := f.fake.Requests(kmsapi.EndpointRegions); n != 2 {
 		t.Errorf("%d regions requests, want 2: one listing, then the cached list reused", n)
 	}
@@ -344,11 +344,11 @@ func TestUpFromCacheIsTheLastCall(t *testing.T) {
 	f := newFixture(t)
 	clock := newFakeClock()
 	e := f.exporter(t, []Target{f.target(f.aksk(t))}, Options{CacheTTL: time.Minute, Now: clock.Now})
-	checkGolden(t, e.Collector(context.Background()), "all_cached", comparable...)
+	checkGolden(t, e.Collector(context.Background()), "all_cached", steadyMetrics...)
 	clock.Advance(30 * time.Second)
 	f.fake.SetFault("", kmsfake.Fault{Status: 403})
 	before := f.fake.Requests("")
-	checkGolden(t, e.Collector(context.Background()), "all_cached", comparable...)
+	checkGolden(t, e.Collector(context.Background()), "all_cached", steadyMetrics...)
 	if n := f.fake.Requests(""); n != before {
 		t.Errorf("%d requests for a scrape within the cache TTL", n-before)
 	}

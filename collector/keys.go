@@ -2,6 +2,7 @@ package collector
 
 import (
 	"context"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -170,12 +171,9 @@ func summarizeKeys(keys []kmsapi.Key, allowed []string, maxTags int) *keySummary
 		}
 	}
 
-	// Label values must be valid UTF-8; two raw tags that only differ in
-	// invalid bytes become one series.
-	merged := make(map[kmsapi.Tag]int, len(counts))
-	for t, n := range counts {
-		merged[kmsapi.Tag{Key: validUTF8(t.Key), Value: validUTF8(t.Value)}] += n
-	}
+	merged := mergeLabels(counts, func(t kmsapi.Tag) kmsapi.Tag {
+		return kmsapi.Tag{Key: validUTF8(t.Key), Value: validUTF8(t.Value)}
+	})
 	all := make([]tagCount, 0, len(merged))
 	for t, n := range merged {
 		all = append(all, tagCount{key: t.Key, value: t.Value, n: float64(n)})
@@ -209,27 +207,23 @@ func summarizeKeys(keys []kmsapi.Key, allowed []string, maxTags int) *keySummary
 // uniqueByID sorts key times by key ID, one per key: a key listed twice
 // must not become a duplicate series.
 func uniqueByID(ts []keyTime) []keyTime {
-	sort.Slice(ts, func(i, j int) bool { return ts[i].id < ts[j].id })
-	out := ts[:0]
-	for i, t := range ts {
-		if i > 0 && t.id == ts[i-1].id {
-			continue
-		}
-		out = append(out, t)
+	slices.SortFunc(ts, func(a, b keyTime) int { return strings.Compare(a.id, b.id) })
+	return slices.CompactFunc(ts, func(a, b keyTime) bool { return a.id == b.id })
+}
+
+// mergeLabels adds up the counts of raw under the label values label makes
+// of their keys: label values must be valid UTF-8, and raw values that only
+// differ in invalid bytes become one series.
+func mergeLabels[K comparable](raw map[K]int, label func(K) K) map[K]int {
+	merged := make(map[K]int, len(raw))
+	for k, n := range raw {
+		merged[label(k)] += n
 	}
-	return out
+	return merged
 }
 
 func tagAllowed(allowed []string, key string) bool {
-	if len(allowed) == 0 {
-		return true
-	}
-	for _, a := range allowed {
-		if a == key {
-			return true
-		}
-	}
-	return false
+	return len(allowed) == 0 || slices.Contains(allowed, key)
 }
 
 // validUTF8 replaces invalid bytes; it does not allocate for valid input.

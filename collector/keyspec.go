@@ -43,10 +43,9 @@ func labelValue(s string) string {
 // countSpecs turns the raw counts into series sorted by their labels;
 // values that become the same label (invalid bytes) add up.
 func countSpecs(raw map[keySpec]int) []specCount {
-	merged := make(map[keySpec]int, len(raw))
-	for k, n := range raw {
-		merged[keySpec{labelValue(k.KeySpec), labelValue(k.KeyUsage), labelValue(k.Origin), labelValue(k.RotationEnabled)}] += n
-	}
+	merged := mergeLabels(raw, func(k keySpec) keySpec {
+		return keySpec{labelValue(k.KeySpec), labelValue(k.KeyUsage), labelValue(k.Origin), labelValue(k.RotationEnabled)}
+	})
 	out := make([]specCount, 0, len(merged))
 	for k, n := range merged {
 		out = append(out, specCount{k, float64(n)})
@@ -60,10 +59,7 @@ func countSpecs(raw map[keySpec]int) []specCount {
 }
 
 func countProjects(raw map[string]int) []projectCount {
-	merged := make(map[string]int, len(raw))
-	for id, n := range raw {
-		merged[labelValue(id)] += n
-	}
+	merged := mergeLabels(raw, labelValue)
 	out := make([]projectCount, 0, len(merged))
 	for id, n := range merged {
 		out = append(out, projectCount{id, float64(n)})

@@ -2,7 +2,7 @@ package collector
 
 import (
 	"context"
-	"sort"
+	"slices"
 	"time"
 
 	"github.com/kms-exporter/kms_exporter/kmsapi"
@@ -49,18 +49,10 @@ func (c *regionsCollector) fetch(ctx context.Context, client *kmsapi.Client, _ *
 
 // sortedUnique sorts names, drops duplicates and makes them valid label values.
 func sortedUnique(names []string) []string {
-	out := make([]string, 0, len(names))
-	for _, n := range names {
-		out = append(out, validUTF8(n))
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = validUTF8(n)
 	}
-	sort.Strings(out)
-	w := 0
-	for i, n := range out {
-		if i > 0 && n == out[w-1] {
-			continue
-		}
-		out[w] = n
-		w++
-	}
-	return out[:w]
+	slices.Sort(out)
+	return slices.Compact(out)
 }
