@@ -51,8 +51,7 @@ func newResults(now func() time.Time) *results {
 func (r *results) get(ctx context.Context, target string, c collector, fetch func(context.Context) (emitFunc, error)) (emit emitFunc, called bool, err error) {
 	key := resultKey{target, c.name()}
 	ttl := c.reuse()
-	if emit, age := r.fresh(key, ttl); emit != nil {
-		kmsapi.TraceNote(ctx, "%s: from the cache, fetched %s ago", c.name(), model.Duration(age.Round(time.Second)))
+	if emit := r.cachedFor(ctx, key, ttl); emit != nil {
 		return emit, false, nil
 	}
 	var led atomic.Bool
@@ -60,8 +59,7 @@ func (r *results) get(ctx context.Context, target string, c collector, fetch fun
 		led.Store(true)
 		// A fetch that ended between the check above and Do has filled
 		// the cache: no second call for it.
-		if emit, age := r.fresh(key, ttl); emit != nil {
-			kmsapi.TraceNote(ctx, "%s: from the cache, fetched %s ago", c.name(), model.Duration(age.Round(time.Second)))
+		if emit := r.cachedFor(ctx, key, ttl); emit != nil {
 			return fetched{emit: emit, cached: true}, nil
 		}
 		start := r.now()
@@ -85,6 +83,15 @@ func (r *results) lastCallOK(target string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.lastOK[target]
+}
+
+// cachedFor is fresh, noted in the trace of ctx when found.
+func (r *results) cachedFor(ctx context.Context, key resultKey, ttl time.Duration) emitFunc {
+	emit, age := r.fresh(key, ttl)
+	if emit != nil {
+		kmsapi.TraceNote(ctx, "%s: from the cache, fetched %s ago", key.collector, model.Duration(age.Round(time.Second)))
+	}
+	return emit
 }
 
 // fresh returns the cached result for key and its age when younger than ttl.
