@@ -84,7 +84,7 @@ func (d *Discoverer) Keep(prev *Discoverer) {
 	}
 	for _, s := range d.sources {
 		for _, p := range prev.sources {
-			if p.Credential != s.Credential || !sameRule(p.Rule, s.Rule) {
+			if !sameRule(p.Rule, s.Rule) {
 				continue
 			}
 			p.mu.Lock()
