@@ -53,11 +53,10 @@ type loaded struct {
 	landing http.Handler
 	creds   *config.Credentials
 
-	disc             *discovery.Discoverer
-	stopDiscovery    context.CancelFunc
-	sd               []sdGroup         // /targets
-	targets          []targetInfo      // static, then discovered
-	targetCredential map[string]string // target name -> credential name
+	disc          *discovery.Discoverer
+	stopDiscovery context.CancelFunc
+	targets       []targetInfo // static, then discovered
+	sd            []sdGroup    // /targets
 }
 
 func newApp(s *settings, logger log.Logger, getenv func(string) string) (*app, error) {
@@ -254,7 +253,7 @@ func (a *app) reload() error {
 	if prev := a.cur.Swap(l); prev != nil {
 		prev.stopDiscovery()
 	}
-	a.history.retain(func(target string) bool { _, ok := l.targetCredential[target]; return ok })
+	a.forgetGoneTargets(l)
 	a.reloadOK.Set(1)
 	a.reloadTime.SetToCurrentTime()
 	level.Info(a.logger).Log("msg", "config loaded", "targets", len(cfg.Targets), "discovery", len(cfg.Discovery), "credentials", len(cfg.Credentials))

@@ -38,17 +38,15 @@ func withScrapeInfo(ctx context.Context, via string) (context.Context, *scrapeIn
 // they are gathered only when a page or a debug log shows the record.
 func (a *app) recordScrape(ctx context.Context, res collector.Result) {
 	rec := &scrapeRecord{
-		target:    res.Target,
-		region:    res.Region,
-		projectID: res.ProjectID,
-		start:     res.Start,
-		duration:  res.Duration,
-		metrics:   res.Metrics,
-		trace:     res.Trace,
-		failures:  res.Failures,
-	}
-	if l := a.cur.Load(); l != nil {
-		rec.credential = l.targetCredential[res.Target]
+		target:     res.Target,
+		region:     res.Region,
+		projectID:  res.ProjectID,
+		credential: res.Credential,
+		start:      res.Start,
+		duration:   res.Duration,
+		metrics:    res.Metrics,
+		trace:      res.Trace,
+		failures:   res.Failures,
 	}
 	si, _ := ctx.Value(scrapeInfoKey{}).(*scrapeInfo)
 	if si != nil {

@@ -98,24 +98,25 @@ func (a *app) rediscovered(disc *discovery.Discoverer) {
 		return
 	}
 	a.cur.Store(next)
-	a.history.retain(func(target string) bool { _, ok := next.targetCredential[target]; return ok })
+	a.forgetGoneTargets(next)
+}
+
+// forgetGoneTargets drops from the history the last records of the targets
+// that l, now in force, no longer has.
+func (a *app) forgetGoneTargets(l *loaded) {
+	names := make(map[string]bool, len(l.targets))
+	for _, t := range l.targets {
+		names[t.Name] = true
+	}
+	a.history.retain(func(target string) bool { return names[target] })
 }
 
 // withExporter is a copy of l serving exp, whose discovered targets are found.
 func (a *app) withExporter(l *loaded, exp *collector.Exporter, found []discovery.Target) (*loaded, error) {
 	next := *l
-	next.exp, next.sd = exp, sdGroups(l.cfg, found)
-	next.targets = make([]targetInfo, 0, len(l.cfg.Targets)+len(found))
-	next.targetCredential = make(map[string]string, len(l.cfg.Targets)+len(found))
-	for _, t := range l.cfg.Targets {
-		next.targets = append(next.targets, targetInfo{Name: t.Name, Region: t.Region, ProjectID: t.ProjectID, Credential: t.Credentials})
-	}
-	for _, t := range found {
-		next.targets = append(next.targets, targetInfo{Name: t.Name, Region: t.Region, ProjectID: t.ProjectID, Credential: t.Credential, Discovered: true})
-	}
-	for _, t := range next.targets {
-		next.targetCredential[t.Name] = t.Credential
-	}
+	next.exp = exp
+	next.targets = targetInfos(l.cfg, found)
+	next.sd = sdGroups(next.targets)
 	landing, err := a.landingPage(&next)
 	if err != nil {
 		return nil, err

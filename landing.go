@@ -85,6 +85,7 @@ func (r *pageRecorder) WriteHeader(int)             {}
 // targetInfo is a target as the config (or discovery) describes it.
 type targetInfo struct {
 	Name, Region, ProjectID, Credential string
+	ProjectName                         string // the IAM project's name, when known
 	Discovered                          bool
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
 
 	"github.com/kms-exporter/kms_exporter/config"
 	"github.com/kms-exporter/kms_exporter/discovery"
@@ -25,24 +26,30 @@ const (
 	metaDiscovered  = "__meta_kms_discovered" // "true" or "false"
 )
 
-// sdGroups lists every target, static ones first, one group each: the
-// group's target is the name /probe?target= takes.
-func sdGroups(cfg *config.Config, found []discovery.Target) []sdGroup {
-	groups := make([]sdGroup, 0, len(cfg.Targets)+len(found))
+// targetInfos lists the targets of cfg, then those discovery found.
+func targetInfos(cfg *config.Config, found []discovery.Target) []targetInfo {
+	targets := make([]targetInfo, 0, len(cfg.Targets)+len(found))
 	for _, t := range cfg.Targets {
 		name := ""
 		if t.ProjectID == "" {
 			name = t.Region // the project the lookup finds
 		}
-		groups = append(groups, sdGroup{[]string{t.Name}, map[string]string{
-			metaRegion: t.Region, metaProjectID: t.ProjectID, metaProjectName: name,
-			metaCredentials: t.Credentials, metaDiscovered: "false",
-		}})
+		targets = append(targets, targetInfo{Name: t.Name, Region: t.Region, ProjectID: t.ProjectID, ProjectName: name, Credential: t.Credentials})
 	}
 	for _, t := range found {
+		targets = append(targets, targetInfo{Name: t.Name, Region: t.Region, ProjectID: t.ProjectID, ProjectName: t.ProjectName, Credential: t.Credential, Discovered: true})
+	}
+	return targets
+}
+
+// sdGroups lists every target, one group each: the group's target is the
+// name /probe?target= takes.
+func sdGroups(targets []targetInfo) []sdGroup {
+	groups := make([]sdGroup, 0, len(targets))
+	for _, t := range targets {
 		groups = append(groups, sdGroup{[]string{t.Name}, map[string]string{
 			metaRegion: t.Region, metaProjectID: t.ProjectID, metaProjectName: t.ProjectName,
-			metaCredentials: t.Credential, metaDiscovered: "true",
+			metaCredentials: t.Credential, metaDiscovered: strconv.FormatBool(t.Discovered),
 		}})
 	}
 	return groups

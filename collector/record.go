@@ -13,14 +13,15 @@ import (
 // Result is what one scrape of one target produced, for Options.Record:
 // the landing page shows the last ones and /probe?debug=true prints one.
 type Result struct {
-	Target    string
-	Region    string
-	ProjectID string // "" when the lookup failed
-	Start     time.Time
-	Duration  time.Duration
-	Metrics   []prometheus.Metric // as sent to the registry
-	Failures  []Failure           // failed collectors, in report order
-	Trace     *kmsapi.Trace       // every API call made for this target
+	Target     string
+	Region     string
+	ProjectID  string // "" when the lookup failed
+	Credential string // the name of the target's credential
+	Start      time.Time
+	Duration   time.Duration
+	Metrics    []prometheus.Metric // as sent to the registry
+	Failures   []Failure           // failed collectors, in report order
+	Trace      *kmsapi.Trace       // every API call made for this target
 }
 
 // Failure is a collector that failed in a scrape; project_lookup when the
@@ -50,11 +51,12 @@ func (e *Exporter) startRecord(ctx context.Context, ch chan<- prometheus.Metric,
 	}
 	r := &recorder{
 		record: e.record,
-		res:    Result{Target: t.Name, Region: t.Region, ProjectID: t.ProjectID, Start: e.now(), Trace: kmsapi.NewTrace()},
-		order:  map[string]int{},
-		tee:    make(chan prometheus.Metric),
-		done:   make(chan struct{}),
-		keep:   true,
+		res: Result{Target: t.Name, Region: t.Region, ProjectID: t.ProjectID, Credential: t.Credential.Name(),
+			Start: e.now(), Trace: kmsapi.NewTrace()},
+		order: map[string]int{},
+		tee:   make(chan prometheus.Metric),
+		done:  make(chan struct{}),
+		keep:  true,
 	}
 	for i, c := range e.enabled {
 		r.order[c.name()] = i

@@ -72,7 +72,7 @@ func TestRecordResults(t *testing.T) {
 	recorded := map[prometheus.Metric]bool{}
 	for i, p := range sc.Projects {
 		r := results["t"+string(rune('0'+i))]
-		if r.Region != p.Region || r.ProjectID != p.ID || r.Start.IsZero() || r.Duration < 0 {
+		if r.Region != p.Region || r.ProjectID != p.ID || r.Credential != "c" || r.Start.IsZero() || r.Duration < 0 {
 			t.Errorf("result %d: %+v", i, r)
 		}
 		var names []string
