@@ -3,13 +3,12 @@ package kmsapi
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 	"time"
-
-	"github.com/go-kit/log"
-
-	"github.com/kms-exporter/kms_exporter/internal/pausestore"
 )
 
 // Endpoint names, as reported to the Observer and used as the `endpoint`
@@ -21,7 +20,8 @@ const (
 	EndpointResourceInstances = "resource-instances"
 	EndpointRegions           = "regions"
 	EndpointIAMToken          = "iam-token"
-	EndpointIAMProjects       = "iam-projects"
+	EndpointIAMProjects       = "iam-projects"     // GET /v3/projects?name=: one project by name
+	EndpointIAMProjectList    = "iam-project-list" // GET /v3/auth/projects: every project the credential may use
 	EndpointECSMetadata       = "ecs-metadata"
 )
 
@@ -36,39 +36,6 @@ type RequestInfo struct {
 // Observer is told about every HTTP request, retries included. It must be
 // safe for concurrent use and fast.
 type Observer func(RequestInfo)
-
-// Authenticator adds authentication to a request. One implementation per
-// credential kind: AK/SK (permanent or temporary), IAM user token, ECS agency.
-type Authenticator interface {
-	// Authenticate sets the auth headers on req, whose body is body, for the
-	// project projectID ("" for calls not scoped to a project, e.g. IAM).
-	Authenticate(ctx context.Context, req *http.Request, body []byte, projectID string) error
-	// Invalidate drops cached tokens or temporary keys after the API rejected
-	// them, so the next Authenticate fetches fresh ones.
-	Invalidate()
-}
-
-// CredentialOptions configure a Credential. Zero values take the defaults.
-type CredentialOptions struct {
-	Name              string // for errors and logs
-	Auth              Authenticator
-	IAMEndpoint       string  // override; default the IAM endpoint of each call's region (DefaultIAMEndpoint)
-	RequestsPerSecond float64 // client-side rate limit; default 10
-	Concurrency       int     // requests in flight; default 8
-	HTTPClient        *http.Client
-	UserAgent         string // default "kms_exporter/<version>"
-	Observer          Observer
-	// Pause after an authentication failure: starts at AuthPauseMin and
-	// doubles per consecutive failure up to AuthPauseMax, but never lets
-	// more than 3 failures reach the API in any 5 minutes. Defaults 30s, 5m.
-	AuthPauseMin, AuthPauseMax time.Duration
-	// PauseStore, if set, hands the pause on to the next Credential of the
-	// same AK: after a reload, and with a directory after a restart.
-	PauseStore *pausestore.Store
-	// Logger gets one warning per pause, and each API call at debug level.
-	Logger log.Logger
-	Now    func() time.Time // for tests; default time.Now
-}
 
 // ClientOptions configure a Client for one target.
 type ClientOptions struct {
@@ -101,3 +68,88 @@ func (c *Client) ProjectID() string { return c.opts.ProjectID }
 
 // Credential is the credential this client calls with.
 func (c *Client) Credential() *Credential { return c.opts.Credential }
+
+// call calls a KMS API of the client's project: path below
+// /<version>/<project>/kms/, body for POST.
+func (c *Client) call(ctx context.Context, endpoint, version, path string, body []byte, decode decodeFunc) error {
+	r := &request{
+		endpoint:  endpoint,
+		region:    c.opts.Region,
+		method:    http.MethodGet,
+		url:       c.opts.Endpoint + "/" + version + "/" + url.PathEscape(c.opts.ProjectID) + "/kms/" + path,
+		body:      body,
+		projectID: c.opts.ProjectID,
+		decode:    decode,
+	}
+	if body != nil {
+		r.method = http.MethodPost
+	}
+	return c.opts.Credential.do(ctx, r)
+}
+
+// Quotas calls user-quotas.
+func (c *Client) Quotas(ctx context.Context) (q []Quota, err error) {
+	err = c.call(ctx, EndpointQuotas, "v1.0", "user-quotas", nil, func(_ *http.Response, body io.Reader) error {
+		q, err = decodeQuotas(body)
+		return err
+	})
+	return q, err
+}
+
+// InstanceCount calls user-instances: the number of non-default CMKs.
+func (c *Client) InstanceCount(ctx context.Context) (n int64, err error) {
+	err = c.call(ctx, EndpointInstances, "v1.0", "user-instances", nil, func(_ *http.Response, body io.Reader) error {
+		n, err = decodeInstances(body)
+		return err
+	})
+	return n, err
+}
+
+// filterKeys calls resource_instances with action filter for one page: up
+// to MaxPageSize keys starting at index offset, decoded into dst's storage
+// when the page fits in cap(dst). Each attempt decodes into dst afresh;
+// only a complete page is kept.
+func (c *Client) filterKeys(ctx context.Context, offset int, dst []Key) (page keyPage, err error) {
+	body := `{"action":"filter","limit":"` + strconv.Itoa(MaxPageSize) + `","offset":"` + strconv.Itoa(offset) + `"}`
+	err = c.call(ctx, EndpointResourceInstances, "v1.0", "resource_instances/action", []byte(body), func(resp *http.Response, body io.Reader) error {
+		page, err = decodeKeyPage(body, resp.ContentLength, dst)
+		return err
+	})
+	if err != nil {
+		return keyPage{}, err
+	}
+	if len(page.Keys) > MaxPageSize {
+		return keyPage{}, decodeError(EndpointResourceInstances, "page at offset %d holds %d keys, more than the limit %d", offset, len(page.Keys), MaxPageSize)
+	}
+	return page, nil
+}
+
+// regionsPageSize is the page size asked of the regions list, and
+// maxRegionPages bounds its paging.
+var (
+	regionsPageSize = 100
+	maxRegionPages  = 50
+)
+
+// Regions lists the regions cross-region keys support. The list has no
+// total, and a server may cap the page size below what is asked, so a short
+// page does not end it: paging stops at the first empty page.
+func (c *Client) Regions(ctx context.Context) ([]string, error) {
+	all := []string{}
+	for range maxRegionPages {
+		path := "regions?limit=" + strconv.Itoa(regionsPageSize) + "&offset=" + strconv.Itoa(len(all))
+		var regions []string
+		err := c.call(ctx, EndpointRegions, "v2", path, nil, func(_ *http.Response, body io.Reader) (err error) {
+			regions, err = decodeRegions(body)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		if len(regions) == 0 {
+			return all, nil
+		}
+		all = append(all, regions...)
+	}
+	return nil, decodeError(EndpointRegions, "more than %d pages of regions", maxRegionPages)
+}

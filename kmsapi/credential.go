@@ -1,24 +1,22 @@
 package kmsapi
 
 import (
-	"bytes"
 	"cmp"
 	"context"
-	"crypto/tls"
 	"errors"
-	"fmt"
-	"io"
 	"math"
 	"math/rand/v2"
-	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
 	"github.com/prometheus/common/version"
 	"golang.org/x/time/rate"
+
+	"github.com/kms-exporter/kms_exporter/internal/pausestore"
 )
 
 // Defaults of CredentialOptions.
@@ -29,61 +27,34 @@ const (
 	defaultAuthPauseMax      = 5 * time.Minute
 )
 
-// Tunables, variables so tests can shrink them.
+// Retry tunables, variables so tests can shrink them.
 var (
-	maxBodyBytes   int64 = 32 << 20
-	maxValueBytes  int64 = 8 << 20 // one JSON value: see cappedBody
-	maxRetries           = 2
-	retryBase            = 250 * time.Millisecond
-	retryMaxDelay        = 4 * time.Second
-	minAttemptTime       = time.Second // deadline room needed besides the backoff to retry
+	maxRetries     = 2
+	retryBase      = 250 * time.Millisecond
+	retryMaxDelay  = 4 * time.Second
+	minAttemptTime = time.Second // deadline room needed besides the backoff to retry
 )
 
-// NewHTTPClient returns the client Credentials use by default: certificates
-// verified, proxies from the environment, bounded dial and handshake times,
-// and enough idle connections per host for the default concurrency. Calls
-// are bounded by their context; the overall timeout is only a backstop.
-func NewHTTPClient() *http.Client {
-	return &http.Client{
-		Timeout: 5 * time.Minute,
-		Transport: &http.Transport{
-			Proxy: http.ProxyFromEnvironment,
-			DialContext: (&net.Dialer{
-				Timeout:   10 * time.Second,
-				KeepAlive: 30 * time.Second,
-			}).DialContext,
-			TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12},
-			TLSHandshakeTimeout:   10 * time.Second,
-			ResponseHeaderTimeout: time.Minute,
-			ExpectContinueTimeout: time.Second,
-			ForceAttemptHTTP2:     true,
-			MaxIdleConns:          100,
-			MaxIdleConnsPerHost:   32,
-			IdleConnTimeout:       90 * time.Second,
-		},
-	}
-}
-
-// authEnv is what a Credential lends its authenticator for the
-// authenticator's own calls (IAM login, metadata), unless the
-// authenticator's options set them.
-type authEnv struct {
-	client    *http.Client
-	userAgent string
-	observer  Observer
-}
-
-type envSetter interface{ setEnv(authEnv) }
-
-// rejecter is implemented by authenticators whose secrets expire (tokens,
-// temporary keys): rejected drops what req was authenticated with, so a
-// retry fetches fresh ones without dropping a newer one another call got.
-type rejecter interface{ rejected(req *http.Request) }
-
-// projectLooker is implemented by authenticators that learn a project ID
-// while logging in (IAM password: a token scoped to the project name).
-type projectLooker interface {
-	lookupProject(ctx context.Context, region string) (string, error)
+// CredentialOptions configure a Credential. Zero values take the defaults.
+type CredentialOptions struct {
+	Name              string // for errors and logs
+	Auth              Authenticator
+	IAMEndpoint       string  // override; default the IAM endpoint of each call's region (DefaultIAMEndpoint)
+	RequestsPerSecond float64 // client-side rate limit; default 10
+	Concurrency       int     // requests in flight; default 8
+	HTTPClient        *http.Client
+	UserAgent         string // default "kms_exporter/<version>"
+	Observer          Observer
+	// Pause after an authentication failure: starts at AuthPauseMin and
+	// doubles per consecutive failure up to AuthPauseMax, but never lets
+	// more than 3 failures reach the API in any 5 minutes. Defaults 30s, 5m.
+	AuthPauseMin, AuthPauseMax time.Duration
+	// PauseStore, if set, hands the pause on to the next Credential of the
+	// same AK: after a reload, and with a directory after a restart.
+	PauseStore *pausestore.Store
+	// Logger gets one warning per pause, and each API call at debug level.
+	Logger log.Logger
+	Now    func() time.Time // for tests; default time.Now
 }
 
 // Credential is what every target that uses one named credential shares: the
@@ -96,6 +67,7 @@ type projectLooker interface {
 // call reaches the API, the waiting ones then get the paused error.
 type Credential struct {
 	opts    CredentialOptions
+	http    caller
 	limiter *rate.Limiter
 	sem     chan struct{}
 	gate    gate
@@ -115,10 +87,6 @@ func NewCredential(o CredentialOptions) (*Credential, error) {
 	if o.Concurrency <= 0 {
 		o.Concurrency = DefaultConcurrency
 	}
-	if o.HTTPClient == nil {
-		o.HTTPClient = NewHTTPClient()
-	}
-	o.UserAgent = cmp.Or(o.UserAgent, defaultUserAgent())
 	o.AuthPauseMin = cmp.Or(max(o.AuthPauseMin, 0), defaultAuthPauseMin)
 	o.AuthPauseMax = max(cmp.Or(max(o.AuthPauseMax, 0), defaultAuthPauseMax), o.AuthPauseMin)
 	if o.Now == nil {
@@ -132,60 +100,71 @@ func NewCredential(o CredentialOptions) (*Credential, error) {
 	}
 	c := &Credential{
 		opts:    o,
+		http:    newCaller(o.HTTPClient, o.UserAgent, logCalls(o.Logger, o.Name, o.Observer)),
 		limiter: rate.NewLimiter(rate.Limit(o.RequestsPerSecond), burst),
 		sem:     make(chan struct{}, o.Concurrency),
 	}
 	c.restorePause()
-	c.opts.Observer = logCalls(o.Logger, o.Name, o.Observer)
 	if s, ok := o.Auth.(envSetter); ok {
-		s.setEnv(authEnv{client: o.HTTPClient, userAgent: o.UserAgent, observer: c.opts.Observer})
+		s.setEnv(c.http)
 	}
 	return c, nil
 }
 
-// defaultUserAgent is "kms_exporter/<version>".
-func defaultUserAgent() string {
-	v := version.Version
-	if v == "" {
-		v = "unknown"
+// newCaller fills in the default client and user agent.
+func newCaller(client *http.Client, userAgent string, observer Observer) caller {
+	if client == nil {
+		client = NewHTTPClient()
 	}
-	return "kms_exporter/" + v
+	if userAgent == "" {
+		userAgent = "kms_exporter/" + cmp.Or(version.Version, "unknown")
+	}
+	return caller{client: client, userAgent: userAgent, observer: observer}
+}
+
+// logCalls wraps next so that every API request, retries and logins
+// included, is logged at debug level: what --log.level=debug is for.
+func logCalls(logger log.Logger, credential string, next Observer) Observer {
+	if logger == nil {
+		return next
+	}
+	return func(i RequestInfo) {
+		kv := []any{"msg", "API call", "credential", credential, "endpoint", i.Endpoint}
+		if i.Region != "" {
+			kv = append(kv, "region", i.Region)
+		}
+		level.Debug(logger).Log(append(kv, "status", i.Code, "duration", i.Duration.Round(time.Microsecond))...)
+		if next != nil {
+			next(i)
+		}
+	}
 }
 
 // Name is the credential's name from its options.
 func (c *Credential) Name() string { return c.opts.Name }
 
-// request is one API call; the Credential turns it into HTTP attempts.
-type request struct {
-	endpoint  string
-	region    string // for the Observer; "" for IAM
-	method    string
-	url       string
-	body      []byte
-	projectID string // X-Project-Id and the scope to authenticate for; "" for none
-	answerID  string // X-Request-Id of the last answer, set by send
+// RateLimitWait is the total time calls with this credential have spent
+// waiting for its client-side rate limit: it grows about as fast as the
+// clock when the credential's calls need more than its requests per second.
+func (c *Credential) RateLimitWait() time.Duration { return time.Duration(c.waited.Load()) }
 
-	// decode reads a successful answer straight from the response: body
-	// (capped at maxBodyBytes) of size bytes, -1 if unknown. Big answers
-	// (key pages) are then never held in memory whole. It runs again from
-	// scratch on every attempt, so it must start over each time. Its error
-	// fails the call without a retry, unless reading body failed.
-	decode func(body io.Reader, size int64) error
+// RequestsPerSecond and Burst are the credential's rate limit.
+func (c *Credential) RequestsPerSecond() float64 { return c.opts.RequestsPerSecond }
+func (c *Credential) Burst() int                 { return c.limiter.Burst() }
+
+// waitLimit waits for the rate limit and adds the time spent to
+// RateLimitWait, successful or not: a call given up while queued waited too.
+func (c *Credential) waitLimit(ctx context.Context) (time.Duration, error) {
+	start := time.Now()
+	err := c.limiter.Wait(ctx)
+	d := time.Since(start)
+	c.waited.Add(int64(d))
+	return d, err
 }
 
-// attempt is the outcome of one try of a call.
-type attempt struct {
-	err   error
-	retry bool          // worth another try (429, 5xx, connection error)
-	req   *http.Request // the request sent, for rejecter
-	sent  bool          // the API answered (err is a status, not a local failure)
-	call  *callInfo     // what the attempt was, for a Trace; nil when not from send
-}
-
-// tokenExpiredCodes are the 401 codes after which a token or temporary key
-// is fetched again and the call retried once.
-var tokenExpiredCodes = map[string]bool{
-	"APIGW.0307": true, "APIGW.0301": true, "KMS.0302": true, "KMS.0303": true,
+// iamEndpoint is the IAM endpoint the credential calls for region.
+func (c *Credential) iamEndpoint(region string) string {
+	return iamEndpointFor(c.opts.IAMEndpoint, region)
 }
 
 // do runs one call: the auth gate, then attempts with retries.
@@ -193,8 +172,7 @@ func (c *Credential) do(ctx context.Context, r *request) error {
 	return c.run(ctx, r.endpoint, func(ctx context.Context) attempt { return c.send(ctx, r) })
 }
 
-// run wraps try, one attempt, with the auth gate, the retry policy and the
-// token refresh.
+// run wraps try, one attempt, with the auth gate and the retries.
 func (c *Credential) run(ctx context.Context, endpoint string, try func(context.Context) attempt) error {
 	gen, probe, err := c.enter(ctx, endpoint)
 	if err != nil {
@@ -205,42 +183,47 @@ func (c *Credential) run(ctx context.Context, endpoint string, try func(context.
 	return err
 }
 
+// tokenExpiredCodes are the 401 codes after which a token or temporary key
+// is fetched again and the call retried once.
+var tokenExpiredCodes = map[string]bool{
+	"APIGW.0307": true, "APIGW.0301": true, "KMS.0302": true, "KMS.0303": true,
+}
+
+// retry tries until an attempt succeeds, is not worth repeating, or
+// maxRetries backoffs are spent or would not fit before the deadline.
 func (c *Credential) retry(ctx context.Context, try func(context.Context) attempt) error {
 	refreshed := false
-	tries, backoff := 0, time.Duration(0)
-	for n := 0; ; n++ {
+	var backoff time.Duration
+	for tries, retries := 1, 0; ; tries++ {
 		a := try(ctx)
-		tries++
 		traceAttempt(ctx, a, tries, backoff)
-		backoff = 0
 		if a.err == nil {
 			return nil
 		}
-		if e, ok := asError(a.err); ok && a.sent && e.StatusCode == http.StatusUnauthorized && !refreshed && tokenExpiredCodes[e.Code] {
-			if rj, ok := c.opts.Auth.(rejecter); ok && a.req != nil {
-				// The token or temporary key expired early: fetch a new
-				// one and try once more. This is not one of the retries.
-				rj.rejected(a.req)
-				refreshed = true
-				n--
-				continue
-			}
+		e, _ := asError(a.err)
+		if rj, ok := c.opts.Auth.(rejecter); ok && a.req != nil && !refreshed && e != nil &&
+			e.StatusCode == http.StatusUnauthorized && tokenExpiredCodes[e.Code] {
+			// The token or temporary key expired early: fetch a new one and
+			// try once more. This is not one of the retries.
+			rj.rejected(a.req)
+			refreshed, backoff = true, 0
+			continue
 		}
-		if !a.retry || n >= maxRetries || ctx.Err() != nil {
+		if !a.retry || retries >= maxRetries || ctx.Err() != nil {
 			return a.err
 		}
-		d := retryBase << n
-		if d > retryMaxDelay || d <= 0 {
-			d = retryMaxDelay
+		backoff = retryBase << retries
+		if backoff > retryMaxDelay || backoff <= 0 {
+			backoff = retryMaxDelay
 		}
-		d = d/2 + rand.N(d/2+1)
-		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < d+minAttemptTime {
+		backoff = backoff/2 + rand.N(backoff/2+1)
+		retries++
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < backoff+minAttemptTime {
 			return a.err
 		}
-		t := time.NewTimer(d)
+		t := time.NewTimer(backoff)
 		select {
 		case <-t.C:
-			backoff = d
 		case <-ctx.Done():
 			t.Stop()
 			return a.err
@@ -249,16 +232,13 @@ func (c *Credential) retry(ctx context.Context, try func(context.Context) attemp
 }
 
 // send makes one HTTP attempt of r under the rate limit and the in-flight cap.
-func (c *Credential) send(ctx context.Context, r *request) (res attempt) {
+func (c *Credential) send(ctx context.Context, r *request) attempt {
 	call := &callInfo{endpoint: r.endpoint, method: r.method, url: r.url}
-	defer func() { res.call = call }()
-	fail := func(err error) attempt { return attempt{err: &Error{Endpoint: r.endpoint, Err: err}} }
-	rateWait, err := c.waitLimit(ctx)
-	call.rateWait = rateWait
-	if err != nil {
-		if ctx.Err() != nil {
-			err = ctx.Err()
-		}
+	fail := func(err error) attempt {
+		return attempt{err: &Error{Endpoint: r.endpoint, Err: cmp.Or(ctx.Err(), err)}, call: call}
+	}
+	var err error
+	if call.rateWait, err = c.waitLimit(ctx); err != nil {
 		return fail(err)
 	}
 	waited := time.Now()
@@ -269,165 +249,15 @@ func (c *Credential) send(ctx context.Context, r *request) (res attempt) {
 		return fail(ctx.Err())
 	}
 	defer func() { <-c.sem }()
-
-	var rd io.Reader
-	if r.body != nil {
-		rd = bytes.NewReader(r.body)
-	}
-	req, err := http.NewRequestWithContext(ctx, r.method, r.url, rd)
-	if err != nil {
-		return fail(err)
-	}
-	if r.method == http.MethodPost {
-		req.Header.Set("Content-Type", "application/json;charset=UTF-8")
-	} else {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if r.projectID != "" && r.endpoint != EndpointIAMProjects {
-		req.Header.Set("X-Project-Id", r.projectID)
-	}
-	req.Header.Set("User-Agent", c.opts.UserAgent)
-	if err := authenticate(ctx, c.opts.Auth, req, r.body, r.projectID, r.region); err != nil {
-		if e, ok := asError(err); ok {
-			// A login or metadata call answered: a 401 there pauses the
-			// credential like a 401 from KMS.
-			return attempt{err: err, retry: retryableStatus(e.StatusCode), sent: e.StatusCode != 0}
+	return c.http.exchange(ctx, r, call, func(req *http.Request) error {
+		if r.method == http.MethodPost {
+			req.Header.Set("Content-Type", "application/json;charset=UTF-8")
+		} else {
+			req.Header.Set("Content-Type", "application/json")
 		}
-		return fail(err)
-	}
-
-	start := time.Now()
-	defer func() { call.took = time.Since(start) }()
-	resp, err := c.opts.HTTPClient.Do(req)
-	if err != nil {
-		c.observe(r, "error", time.Since(start))
-		if ctx.Err() != nil {
-			err = ctx.Err()
+		if r.projectID != "" {
+			req.Header.Set("X-Project-Id", r.projectID)
 		}
-		return attempt{err: &Error{Endpoint: r.endpoint, Err: err}, retry: ctx.Err() == nil && !isCertError(err), req: req}
-	}
-	// Closing frees the connection also when the body was not read to the
-	// end (over the cap, or a read error).
-	defer resp.Body.Close()
-	r.answerID = resp.Header.Get("X-Request-Id")
-	call.status, call.reqID = resp.StatusCode, r.answerID
-	return c.answer(ctx, r, req, resp, start)
-}
-
-// answer reads the answer to req: an error status, or a successful answer
-// for r.decode.
-func (c *Credential) answer(ctx context.Context, r *request, req *http.Request, resp *http.Response, start time.Time) attempt {
-	body := capBody(resp)
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		data, _ := io.ReadAll(body)
-		c.observe(r, strconv.Itoa(resp.StatusCode), time.Since(start))
-		return attempt{err: parseError(r.endpoint, resp.StatusCode, resp.Header, data),
-			retry: retryableStatus(resp.StatusCode), req: req, sent: true}
-	}
-	// The observed duration includes decoding, which is interleaved with
-	// reading (a few ms for a 1000-key page).
-	err := r.decode(body, resp.ContentLength)
-	c.observe(r, strconv.Itoa(resp.StatusCode), time.Since(start))
-	switch {
-	case err == nil:
-		return attempt{req: req, sent: true}
-	case body.err != nil:
-		// The transfer broke: retried like a connection error, unless the
-		// answer is over the cap or the call is out of time.
-		if ctx.Err() != nil {
-			body.err = ctx.Err()
-		}
-		e := &Error{Endpoint: r.endpoint, StatusCode: resp.StatusCode, RequestID: r.answerID, Err: body.err}
-		return attempt{err: e, retry: ctx.Err() == nil && !errors.Is(body.err, errBodyTooLarge), req: req, sent: true}
-	}
-	// A malformed answer comes back the same when asked again.
-	if e, ok := asError(err); ok && e.RequestID == "" {
-		e.RequestID = r.answerID
-	} else if !ok {
-		err = &Error{Endpoint: r.endpoint, StatusCode: resp.StatusCode, RequestID: r.answerID, Err: err}
-	}
-	return attempt{err: err, req: req, sent: true}
-}
-
-// cappedBody is a response body read no further than maxBodyBytes. It
-// remembers its read error, so that send can tell a broken transfer
-// (retried) from a malformed answer (not).
-type cappedBody struct {
-	r    io.Reader
-	left int64 // bytes allowed before the cap
-	err  error // the first error other than io.EOF
-}
-
-func capBody(resp *http.Response) *cappedBody {
-	b := &cappedBody{r: resp.Body, left: maxBodyBytes}
-	if resp.ContentLength > maxBodyBytes {
-		b.err = capExceeded()
-	}
-	return b
-}
-
-func (b *cappedBody) Read(p []byte) (int, error) {
-	if b.err != nil {
-		return 0, b.err
-	}
-	// A decoder asks for this much room at once only to hold one value that
-	// large. No value of an API answer comes near it, and refusing it keeps
-	// the decoder's buffer, which grows by doubling, to about the cap.
-	if int64(len(p)) > maxValueBytes {
-		b.err = bodyTooLarge(fmt.Sprintf("response body holds a value of more than %d bytes", maxValueBytes))
-		return 0, b.err
-	}
-	// Read at most one byte past the cap: enough to know it is exceeded.
-	if int64(len(p)) > b.left+1 {
-		p = p[:b.left+1]
-	}
-	n, err := b.r.Read(p)
-	b.left -= int64(n)
-	switch {
-	case b.left < 0:
-		b.err = capExceeded()
-	case err != nil && err != io.EOF:
-		b.err = fmt.Errorf("reading response body: %w", err)
-	default:
-		return n, err
-	}
-	return n, b.err
-}
-
-// readBody reads a whole answer, up to the cap.
-func readBody(resp *http.Response) ([]byte, error) {
-	return io.ReadAll(capBody(resp))
-}
-
-func (c *Credential) observe(r *request, code string, d time.Duration) {
-	if c.opts.Observer != nil {
-		c.opts.Observer(RequestInfo{Region: r.region, Endpoint: r.endpoint, Code: code, Duration: d})
-	}
-}
-
-func retryableStatus(code int) bool {
-	switch code {
-	case http.StatusTooManyRequests, http.StatusInternalServerError, http.StatusBadGateway,
-		http.StatusServiceUnavailable, http.StatusGatewayTimeout:
-		return true
-	}
-	return false
-}
-
-func isCertError(err error) bool {
-	var ce *tls.CertificateVerificationError
-	return errors.As(err, &ce)
-}
-
-// errBodyTooLarge matches (errors.Is) every answer refused for its size:
-// not worth asking again.
-var errBodyTooLarge = errors.New("response body too large")
-
-type bodyTooLarge string
-
-func (e bodyTooLarge) Error() string        { return string(e) }
-func (e bodyTooLarge) Is(target error) bool { return target == errBodyTooLarge }
-
-func capExceeded() error {
-	return bodyTooLarge(fmt.Sprintf("response body exceeds %d bytes", maxBodyBytes))
+		return authenticate(ctx, c.opts.Auth, req, r.body, r.projectID, r.region)
+	})
 }

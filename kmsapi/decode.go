@@ -110,9 +110,10 @@ func apiTime(v int64) time.Time {
 	}
 }
 
-// decodeError wraps a decoding problem of a 2xx answer.
-func decodeError(endpoint string, status int, format string, args ...any) *Error {
-	return &Error{Endpoint: endpoint, StatusCode: status, Err: fmt.Errorf(format, args...)}
+// decodeError wraps a problem with a 200 answer; an answer with another
+// 2xx status gets that status when its decodeFunc returns the error.
+func decodeError(endpoint string, format string, args ...any) *Error {
+	return &Error{Endpoint: endpoint, StatusCode: http.StatusOK, Err: fmt.Errorf(format, args...)}
 }
 
 // decodeOptions accept a member named twice (the last one counts), as
@@ -122,12 +123,12 @@ var decodeOptions = jsontext.AllowDuplicateNames(true)
 
 // unmarshal reads the JSON answer of endpoint from r into v, which must
 // then have its member: has says whether it does.
-func unmarshal(endpoint string, status int, r io.Reader, v any, member string, has func() bool) error {
+func unmarshal(endpoint string, r io.Reader, v any, member string, has func() bool) error {
 	if err := json.UnmarshalRead(r, v, decodeOptions); err != nil {
-		return decodeError(endpoint, status, "decoding response: %w", err)
+		return decodeError(endpoint, "decoding response: %w", err)
 	}
 	if !has() {
-		return decodeError(endpoint, status, "response lacks %s", member)
+		return decodeError(endpoint, "response lacks %s", member)
 	}
 	return nil
 }
@@ -142,7 +143,7 @@ func decodeQuotas(r io.Reader) ([]Quota, error) {
 			} `json:"resources"`
 		} `json:"quotas"`
 	}
-	if err := unmarshal(EndpointQuotas, http.StatusOK, r, &w, "quotas", func() bool { return w.Quotas != nil }); err != nil {
+	if err := unmarshal(EndpointQuotas, r, &w, "quotas", func() bool { return w.Quotas != nil }); err != nil {
 		return nil, err
 	}
 	out := make([]Quota, 0, len(w.Quotas.Resources))
@@ -156,11 +157,11 @@ func decodeInstances(r io.Reader) (int64, error) {
 	var w struct {
 		InstanceNum *flexInt `json:"instance_num"`
 	}
-	if err := unmarshal(EndpointInstances, http.StatusOK, r, &w, "instance_num", func() bool { return w.InstanceNum != nil }); err != nil {
+	if err := unmarshal(EndpointInstances, r, &w, "instance_num", func() bool { return w.InstanceNum != nil }); err != nil {
 		return 0, err
 	}
 	if *w.InstanceNum < 0 {
-		return 0, decodeError(EndpointInstances, http.StatusOK, "negative instance_num %d", *w.InstanceNum)
+		return 0, decodeError(EndpointInstances, "negative instance_num %d", *w.InstanceNum)
 	}
 	return int64(*w.InstanceNum), nil
 }
@@ -169,7 +170,7 @@ func decodeRegions(r io.Reader) ([]string, error) {
 	var w struct {
 		Regions *[]string `json:"regions"`
 	}
-	if err := unmarshal(EndpointRegions, http.StatusOK, r, &w, "regions", func() bool { return w.Regions != nil }); err != nil {
+	if err := unmarshal(EndpointRegions, r, &w, "regions", func() bool { return w.Regions != nil }); err != nil {
 		return nil, err
 	}
 	return *w.Regions, nil
@@ -183,7 +184,7 @@ func decodeProjects(r io.Reader, name string) (string, error) {
 			Name string `json:"name"`
 		} `json:"projects"`
 	}
-	if err := unmarshal(EndpointIAMProjects, http.StatusOK, r, &w, "projects", func() bool { return w.Projects != nil }); err != nil {
+	if err := unmarshal(EndpointIAMProjects, r, &w, "projects", func() bool { return w.Projects != nil }); err != nil {
 		return "", err
 	}
 	var ids []string
@@ -194,16 +195,16 @@ func decodeProjects(r io.Reader, name string) (string, error) {
 	}
 	switch len(ids) {
 	case 0:
-		return "", decodeError(EndpointIAMProjects, http.StatusOK, "no project named %q", name)
+		return "", decodeError(EndpointIAMProjects, "no project named %q", name)
 	case 1:
 		return ids[0], nil
 	}
-	return "", decodeError(EndpointIAMProjects, http.StatusOK, "%d projects named %q", len(ids), name)
+	return "", decodeError(EndpointIAMProjects, "%d projects named %q", len(ids), name)
 }
 
 // decodeTokenBody reads expires_at and the project of an IAM token answer.
 // The token itself travels in the X-Subject-Token header.
-func decodeTokenBody(body []byte) (expires time.Time, projectID string, err error) {
+func decodeTokenBody(body io.Reader) (expires time.Time, projectID string, err error) {
 	var w struct {
 		Token *struct {
 			ExpiresAt string `json:"expires_at"`
@@ -212,12 +213,12 @@ func decodeTokenBody(body []byte) (expires time.Time, projectID string, err erro
 			} `json:"project"`
 		} `json:"token"`
 	}
-	if err := unmarshal(EndpointIAMToken, http.StatusCreated, bytes.NewReader(body), &w, "token", func() bool { return w.Token != nil }); err != nil {
+	if err := unmarshal(EndpointIAMToken, body, &w, "token", func() bool { return w.Token != nil }); err != nil {
 		return time.Time{}, "", err
 	}
 	expires, err = parseAPITimestamp(w.Token.ExpiresAt)
 	if err != nil {
-		return time.Time{}, "", decodeError(EndpointIAMToken, http.StatusCreated, "token.expires_at: %w", err)
+		return time.Time{}, "", decodeError(EndpointIAMToken, "token.expires_at: %w", err)
 	}
 	if w.Token.Project != nil {
 		projectID = w.Token.Project.ID
@@ -231,7 +232,7 @@ type securityKey struct {
 }
 
 // decodeSecurityKey reads the ECS metadata securitykey answer.
-func decodeSecurityKey(body []byte) (securityKey, error) {
+func decodeSecurityKey(body io.Reader) (securityKey, error) {
 	var w struct {
 		Credential *struct {
 			Access        string `json:"access"`
@@ -240,17 +241,17 @@ func decodeSecurityKey(body []byte) (securityKey, error) {
 			ExpiresAt     string `json:"expires_at"`
 		} `json:"credential"`
 	}
-	if err := unmarshal(EndpointECSMetadata, http.StatusOK, bytes.NewReader(body), &w, "credential", func() bool { return w.Credential != nil }); err != nil {
+	if err := unmarshal(EndpointECSMetadata, body, &w, "credential", func() bool { return w.Credential != nil }); err != nil {
 		return securityKey{}, err
 	}
 	c := w.Credential
 	if c.Access == "" || c.Secret == "" {
 		// Never echo the values: they are secrets.
-		return securityKey{}, decodeError(EndpointECSMetadata, http.StatusOK, "credential lacks access or secret")
+		return securityKey{}, decodeError(EndpointECSMetadata, "credential lacks access or secret")
 	}
 	exp, err := parseAPITimestamp(c.ExpiresAt)
 	if err != nil {
-		return securityKey{}, decodeError(EndpointECSMetadata, http.StatusOK, "credential.expires_at: %w", err)
+		return securityKey{}, decodeError(EndpointECSMetadata, "credential.expires_at: %w", err)
 	}
 	return securityKey{AK: c.Access, SK: c.Secret, Token: c.SecurityToken, Expires: exp}, nil
 }

@@ -1,10 +1,21 @@
 package kmsapi
 
 import (
-	"context"
-	"net/http"
 	"slices"
+	"strings"
 )
+
+// kmsRegions are the regions the official SDK knows a KMS endpoint for. An
+// IAM project named after one of them (or a sub-project of one) has KMS.
+var kmsRegions = []string{
+	"ae-ad-1", "af-north-1", "af-south-1", "ap-southeast-1", "ap-southeast-2",
+	"ap-southeast-3", "ap-southeast-4", "ap-southeast-5", "cn-east-2", "cn-east-3",
+	"cn-east-4", "cn-east-5", "cn-north-1", "cn-north-11", "cn-north-12",
+	"cn-north-2", "cn-north-4", "cn-north-9", "cn-south-1", "cn-south-2",
+	"cn-south-4", "cn-southwest-2", "cn-southwest-3", "eu-west-101", "la-north-2",
+	"la-south-2", "me-east-1", "my-kualalumpur-1", "na-mexico-1", "ru-moscow-1",
+	"sa-brazil-1", "tr-west-1",
+}
 
 // The official SDK's IAM region table has an endpoint for every KMS
 // region but these, and for eu-west-0, which has no KMS.
@@ -13,25 +24,31 @@ var (
 	iamOnlyRegions       = []string{"eu-west-0"}
 )
 
+// IsKMSRegion reports whether region has a KMS endpoint.
+func IsKMSRegion(region string) bool { return slices.Contains(kmsRegions, region) }
+
+// ProjectRegion is the region of an IAM project name: the name itself for a
+// region project ("cn-north-4"), the part before the first "_" for a
+// sub-project ("cn-north-4_payments").
+func ProjectRegion(projectName string) string {
+	region, _, _ := strings.Cut(projectName, "_")
+	return region
+}
+
 // DefaultKMSEndpoint gives the public KMS endpoint of a region.
 func DefaultKMSEndpoint(region string) string {
 	return "https://kms." + region + "." + domain(region)
 }
 
-// globalIAMEndpoint serves the regions without an IAM endpoint of their own,
-// and calls not tied to a region.
-const globalIAMEndpoint = "https://iam.myhuaweicloud.com"
-
 // DefaultIAMEndpoint gives the IAM endpoint of a region as the official
-// SDK does: the region's own, else the global one. eu-west-101 is only
-// known to its own IAM, which is on another domain.
+// SDK does: the region's own, else the global one, which also serves calls
+// not tied to a region. eu-west-101 is only known to its own IAM, which is
+// on another domain.
 func DefaultIAMEndpoint(region string) string {
-	regional := IsKMSRegion(region) && !slices.Contains(kmsRegionsWithoutIAM, region) ||
-		slices.Contains(iamOnlyRegions, region)
-	if !regional {
-		return globalIAMEndpoint
+	if IsKMSRegion(region) && !slices.Contains(kmsRegionsWithoutIAM, region) || slices.Contains(iamOnlyRegions, region) {
+		return "https://iam." + region + "." + domain(region)
 	}
-	return "https://iam." + region + "." + domain(region)
+	return "https://iam.myhuaweicloud.com"
 }
 
 func domain(region string) string {
@@ -48,22 +65,4 @@ func iamEndpointFor(override, region string) string {
 		return override
 	}
 	return DefaultIAMEndpoint(region)
-}
-
-// iamEndpoint is the IAM endpoint the credential calls for region.
-func (c *Credential) iamEndpoint(region string) string {
-	return iamEndpointFor(c.opts.IAMEndpoint, region)
-}
-
-// regionalAuthenticator is implemented by authenticators that call IAM:
-// they are told the region of the request, whose IAM they must ask.
-type regionalAuthenticator interface {
-	authenticateIn(ctx context.Context, req *http.Request, body []byte, projectID, region string) error
-}
-
-func authenticate(ctx context.Context, a Authenticator, req *http.Request, body []byte, projectID, region string) error {
-	if ra, ok := a.(regionalAuthenticator); ok {
-		return ra.authenticateIn(ctx, req, body, projectID, region)
-	}
-	return a.Authenticate(ctx, req, body, projectID)
 }

@@ -108,7 +108,7 @@ func FuzzDecodeTokenBody(f *testing.F) {
 	f.Add([]byte(`{"token":{"expires_at":"2026-11-23T11:15:04.000000Z","methods":["password"],"project":{"id":"p","name":"cn-north-4"},"user":{"name":"u"}}}`))
 	f.Add([]byte(`{"token":{"expires_at":"2026-11-23T11:15:04Z"}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		exp, _, err := decodeTokenBody(b)
+		exp, _, err := decodeTokenBody(bytes.NewReader(b))
 		checkDecodeErr(t, EndpointIAMToken, err)
 		if err == nil && exp.IsZero() {
 			t.Fatal("zero expiry without error")
@@ -119,7 +119,7 @@ func FuzzDecodeTokenBody(f *testing.F) {
 func FuzzDecodeSecurityKey(f *testing.F) {
 	f.Add([]byte(`{"credential":{"access":"AK","secret":"SK","securitytoken":"TOKEN","expires_at":"2026-11-23T11:15:04.000000Z"}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		k, err := decodeSecurityKey(b)
+		k, err := decodeSecurityKey(bytes.NewReader(b))
 		checkDecodeErr(t, EndpointECSMetadata, err)
 		if err != nil {
 			if k.SK != "" {

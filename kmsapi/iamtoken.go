@@ -4,52 +4,108 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"maps"
 	"net/http"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/go-json-experiment/json"
+
 	"github.com/kms-exporter/kms_exporter/internal/flight"
 )
 
-// tokenSource authenticates with IAM tokens (X-Auth-Token) that its issue
-// function gets from IAM: a password login or an OIDC ID token exchange.
-// It keeps one token per scope until shortly before the token expires,
-// and asks IAM once for concurrent callers.
-type tokenSource struct {
+// IAMPasswordOptions configure IAM user-token authentication.
+type IAMPasswordOptions struct {
+	IAMEndpoint string // override; default the IAM endpoint of each call's region (DefaultIAMEndpoint)
+	DomainName  string
+	UserName    string
+	Password    string
+	Now         func() time.Time
+}
+
+// OIDCOptions configure OIDC workload identity: an ID token, such as the
+// service account token Kubernetes projects into a pod, exchanged at IAM
+// for a project-scoped token.
+type OIDCOptions struct {
+	IAMEndpoint string // override; default the IAM endpoint of each call's region (DefaultIAMEndpoint)
+	IdpID       string // the identity provider's ID in IAM, sent as X-Idp-Id
+	// IDToken returns the current ID token. It is called at every
+	// exchange, since Kubernetes rotates a projected token file; its error
+	// is reported as is and must not hold the token.
+	IDToken func() (string, error)
+	Now     func() time.Time
+}
+
+type obj = map[string]any
+
+// NewIAMPassword logs in with a password and sends the project-scoped token
+// as X-Auth-Token, caching one token per project until shortly before it expires.
+func NewIAMPassword(o IAMPasswordOptions) Authenticator {
+	user := obj{"name": o.UserName, "password": o.Password, "domain": obj{"name": o.DomainName}}
+	return newTokenSource(tokenLogin{
+		iamEndpoint: o.IAMEndpoint, now: o.Now, path: "/v3/auth/tokens",
+		auth: func() (obj, error) {
+			return obj{"identity": obj{"methods": []string{"password"}, "password": obj{"user": user}}}, nil
+		},
+		unscoped: obj{"domain": obj{"name": o.DomainName}},
+		id:       "iam\x00" + o.IAMEndpoint + "\x00" + o.DomainName + "\x00" + o.UserName,
+		hint:     "check iam domain_name, user_name and password",
+	})
+}
+
+// NewOIDC exchanges the ID token, read afresh each time, for IAM tokens as
+// NewIAMPassword logs in for them; calls for no project get an unscoped one.
+func NewOIDC(o OIDCOptions) Authenticator {
+	return newTokenSource(tokenLogin{
+		iamEndpoint: o.IAMEndpoint, now: o.Now, path: "/v3.0/OS-AUTH/id-token/tokens",
+		header: http.Header{"X-Idp-Id": {o.IdpID}},
+		auth: func() (obj, error) {
+			if o.IDToken == nil {
+				return nil, errors.New("no ID token source")
+			}
+			idToken, err := o.IDToken()
+			return obj{"id_token": obj{"id": idToken}}, err
+		},
+		hint: "check oidc idp_id and id_token_file",
+	})
+}
+
+// tokenLogin is how a tokenSource gets its tokens from IAM.
+type tokenLogin struct {
 	iamEndpoint string // override; "" for the IAM endpoint of each call's region
 	now         func() time.Time
-	issue       func(ctx context.Context, region, projectID, projectName string) (*iamToken, error)
-	h           authHTTP
+	path        string              // of the token request
+	header      http.Header         // of the token request
+	auth        func() (obj, error) // the request's auth object but its scope
+	unscoped    obj                 // the scope for calls of no project; nil for none
+	id, hint    string              // see identified
+}
 
+// tokenSource authenticates with IAM tokens (X-Auth-Token). It keeps one
+// token per scope until shortly before the token expires, and asks IAM once
+// for concurrent callers.
+type tokenSource struct {
+	tokenLogin
+	authHTTP
 	sf     flight.Group[string, *iamToken]
 	mu     sync.Mutex
 	tokens map[string]*iamToken // by scopeKey
 }
 
-// init sets what the authenticator built on s gives it: the IAM endpoint
-// override, its clock (nil: time.Now) and how it gets a token.
-func (s *tokenSource) init(iamEndpoint string, now func() time.Time, issue func(ctx context.Context, region, projectID, projectName string) (*iamToken, error)) {
-	s.iamEndpoint = strings.TrimRight(iamEndpoint, "/")
-	s.now = now
-	if s.now == nil {
-		s.now = time.Now
+func newTokenSource(l tokenLogin) *tokenSource {
+	l.iamEndpoint = strings.TrimRight(l.iamEndpoint, "/")
+	if l.now == nil {
+		l.now = time.Now
 	}
-	s.issue = issue
+	h := http.Header{"Content-Type": {"application/json;charset=UTF-8"}}
+	maps.Copy(h, l.header)
+	l.header = h
+	return &tokenSource{tokenLogin: l, tokens: map[string]*iamToken{}}
 }
 
-func (s *tokenSource) setEnv(e authEnv) { s.h.setEnv(e) }
-
-// post sends body to path at the IAM of region and takes the token of the
-// answer for the scope asked.
-func (s *tokenSource) post(ctx context.Context, region, path string, header http.Header, body []byte, projectID, projectName string) (*iamToken, error) {
-	header.Set("Content-Type", "application/json;charset=UTF-8")
-	status, respHdr, answer, err := s.h.do(ctx, EndpointIAMToken, http.MethodPost, iamEndpointFor(s.iamEndpoint, region)+path, header, body)
-	if err != nil {
-		return nil, err
-	}
-	return s.issued(status, respHdr, answer, projectID, projectName)
-}
+func (s *tokenSource) identity() (string, string) { return s.id, s.hint }
 
 type iamToken struct {
 	value     string
@@ -106,17 +162,42 @@ func (s *tokenSource) token(ctx context.Context, region, projectID, projectName 
 		return t, nil
 	}
 	return sharedFlight(ctx, &s.sf, key, EndpointIAMToken, func(ctx context.Context) (*iamToken, error) {
-		return s.issue(ctx, region, projectID, projectName)
+		return s.login(ctx, region, projectID, projectName)
 	})
 }
 
-// issued takes the token of a 2xx IAM answer (the X-Subject-Token header,
+// login asks the IAM of region for a token scoped to the project (by ID or,
+// to look one up, by name), or else for calls of no project.
+func (s *tokenSource) login(ctx context.Context, region, projectID, projectName string) (*iamToken, error) {
+	auth, err := s.auth()
+	if err != nil {
+		return nil, &Error{Endpoint: EndpointIAMToken, Err: err}
+	}
+	switch {
+	case projectID != "":
+		auth["scope"] = obj{"project": obj{"id": projectID}}
+	case projectName != "":
+		auth["scope"] = obj{"project": obj{"name": projectName}}
+	case s.unscoped != nil:
+		auth["scope"] = s.unscoped
+	}
+	body, _ := json.Marshal(obj{"auth": auth}) // strings only: cannot fail
+	var t *iamToken
+	err = s.do(ctx, &request{endpoint: EndpointIAMToken, method: http.MethodPost, url: iamEndpointFor(s.iamEndpoint, region) + s.path,
+		header: s.header, body: body, decode: func(resp *http.Response, body io.Reader) (err error) {
+			t, err = s.issued(resp, body, projectID, projectName)
+			return err
+		}})
+	return t, err
+}
+
+// issued takes the token of an IAM answer (the X-Subject-Token header,
 // token.expires_at and the project in the body) and caches it for the
 // scope it was asked for.
-func (s *tokenSource) issued(status int, header http.Header, body []byte, projectID, projectName string) (*iamToken, error) {
-	value := header.Get("X-Subject-Token")
+func (s *tokenSource) issued(resp *http.Response, body io.Reader, projectID, projectName string) (*iamToken, error) {
+	value := resp.Header.Get("X-Subject-Token")
 	if value == "" {
-		return nil, &Error{Endpoint: EndpointIAMToken, StatusCode: status, Err: errors.New("answer lacks X-Subject-Token")}
+		return nil, decodeError(EndpointIAMToken, "answer lacks X-Subject-Token")
 	}
 	expires, pid, err := decodeTokenBody(body)
 	if err != nil {
@@ -124,16 +205,13 @@ func (s *tokenSource) issued(status int, header http.Header, body []byte, projec
 	}
 	now := s.now()
 	if !expires.After(now) {
-		return nil, &Error{Endpoint: EndpointIAMToken, StatusCode: status, Err: fmt.Errorf("token expired at %s on arrival; check the clock", expires.Format(time.RFC3339))}
+		return nil, decodeError(EndpointIAMToken, "token expired at %s on arrival; check the clock", expires.Format(time.RFC3339))
 	}
 	if projectID != "" && pid != "" && pid != projectID {
-		return nil, &Error{Endpoint: EndpointIAMToken, StatusCode: status, Err: fmt.Errorf("token is scoped to project %s, not %s", pid, projectID)}
+		return nil, decodeError(EndpointIAMToken, "token is scoped to project %s, not %s", pid, projectID)
 	}
 	t := &iamToken{value: value, projectID: pid, refreshAt: refreshAt(now, expires, 10, 30*time.Minute)}
 	s.mu.Lock()
-	if s.tokens == nil {
-		s.tokens = map[string]*iamToken{}
-	}
 	s.tokens[scopeKey(projectID, projectName)] = t
 	if projectName != "" && pid != "" {
 		s.tokens[scopeKey(pid, "")] = t

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net/http"
 
 	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
@@ -29,7 +28,7 @@ func decodeKeyPage(r io.Reader, size int64, dst []Key) (keyPage, error) {
 		p.tags = make([]Tag, 0, min(50*MaxPageSize, size/192+1))
 	}
 	fail := func(format string, args ...any) (keyPage, error) {
-		return keyPage{}, decodeError(EndpointResourceInstances, http.StatusOK, format, args...)
+		return keyPage{}, decodeError(EndpointResourceInstances, format, args...)
 	}
 	switch err := json.UnmarshalRead(r, &p, decodeOptions); {
 	case err != nil:

@@ -2,7 +2,6 @@ package kmsapi
 
 import (
 	"context"
-	"net/http"
 	"slices"
 
 	"golang.org/x/sync/errgroup"
@@ -110,7 +109,7 @@ func joinPages(ctx context.Context, pages []listedPage, buf []Key) ([]Key, error
 			i++
 			if at, dup := seen[k.ID]; dup {
 				if at == n {
-					return nil, decodeError(EndpointResourceInstances, http.StatusOK, "page at offset %d lists key %s twice", p.offset, k.ID)
+					return nil, decodeError(EndpointResourceInstances, "page at offset %d lists key %s twice", p.offset, k.ID)
 				}
 				continue
 			}
@@ -132,10 +131,10 @@ func (c *Client) keyPage(ctx context.Context, offset int, dst []Key) (listedPage
 		return listedPage{}, err
 	}
 	if p.Total > maxListedKeys {
-		return listedPage{}, decodeError(EndpointResourceInstances, http.StatusOK, "total_count %d exceeds the %d keys ListKeys handles", p.Total, maxListedKeys)
+		return listedPage{}, decodeError(EndpointResourceInstances, "total_count %d exceeds the %d keys ListKeys handles", p.Total, maxListedKeys)
 	}
 	if want := min(MaxPageSize, max(0, p.Total-offset)); len(p.Keys) != want {
-		return listedPage{}, decodeError(EndpointResourceInstances, http.StatusOK, "page at offset %d holds %d keys where its total_count %d leaves room for %d", offset, len(p.Keys), p.Total, want)
+		return listedPage{}, decodeError(EndpointResourceInstances, "page at offset %d holds %d keys where its total_count %d leaves room for %d", offset, len(p.Keys), p.Total, want)
 	}
 	return listedPage{p, offset}, nil
 }

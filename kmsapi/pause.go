@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-kit/log/level"
+
 	"github.com/kms-exporter/kms_exporter/internal/pausestore"
 )
 
@@ -185,24 +187,14 @@ func later(a, b time.Time) time.Time {
 	return a
 }
 
-// identifier is implemented by authenticators with a public identity the
-// API locks: the AK, the IAM user.
-type identifier interface{ identity() string }
-
-func (a *akskAuth) identity() string { return "aksk\x00" + a.ak }
-
-func (a *iamAuth) identity() string {
-	return "iam\x00" + a.o.IAMEndpoint + "\x00" + a.o.DomainName + "\x00" + a.o.UserName
-}
-
-func (a *ecsAuth) identity() string { return "ecs\x00" + a.o.Endpoint }
-
 // pauseID names the state of a credential: its identity, or its name for
 // an authenticator without one.
 func pauseID(o CredentialOptions) string {
 	id := "name\x00" + o.Name
-	if i, ok := o.Auth.(identifier); ok {
-		id = i.identity()
+	if i, ok := o.Auth.(identified); ok {
+		if pub, _ := i.identity(); pub != "" {
+			id = pub
+		}
 	}
 	sum := sha256.Sum256([]byte(id))
 	return hex.EncodeToString(sum[:])
@@ -277,13 +269,38 @@ func (c *Credential) savePause() {
 
 // authHint tells what to check after a 401, by credential kind.
 func authHint(a Authenticator) string {
-	switch a.(type) {
-	case *iamAuth:
-		return "check iam domain_name, user_name and password"
-	case *ecsAuth:
-		return "check the ECS agency of this instance"
-	case *tokenSource:
-		return "check oidc idp_id and id_token_file"
+	if i, ok := a.(identified); ok {
+		_, hint := i.identity()
+		return hint
 	}
-	return "check access_key and secret_key (and security_token)"
+	return akskHint
+}
+
+// warn logs a warning when the credential has a logger.
+func (c *Credential) warn(keyvals ...any) {
+	if c.opts.Logger != nil {
+		level.Warn(c.opts.Logger).Log(keyvals...)
+	}
+}
+
+// warnPaused writes the one warning of a pause that e started.
+// c.gate.mu is held.
+func (c *Credential) warnPaused(e *Error) {
+	g := &c.gate
+	c.warn("msg", "authentication failed: credential paused, no call with it until the pause ends",
+		"credential", c.opts.Name, "endpoint", e.Endpoint, "status", e.StatusCode, "error_code", e.Code, "request_id", e.RequestID,
+		"failures", g.failures, "pause", g.until.Sub(c.opts.Now()).Round(time.Second), "until", g.until.UTC().Format(time.RFC3339),
+		"hint", authHint(c.opts.Auth))
+}
+
+// PausedUntil reports whether the credential rests after an
+// authentication failure, until when, and the failure that caused it.
+func (c *Credential) PausedUntil() (until time.Time, cause *Error, paused bool) {
+	g := &c.gate
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.failures > 0 && c.opts.Now().Before(g.until) {
+		return g.until, g.last, true
+	}
+	return time.Time{}, nil, false
 }

@@ -2,14 +2,39 @@ package kmsapi
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/url"
 )
 
-// EndpointIAMProjectList names GET /v3/auth/projects, the listing of every
-// project the credential may use.
-const EndpointIAMProjectList = "iam-project-list"
+// LookupProject returns the ID of the project named after region, from IAM:
+// GET {iam}/v3/projects?name=<region>. With an IAM token credential it logs
+// in scoped to that project name instead and reads the project from the
+// token, which also leaves the token cached for the KMS calls.
+func (c *Credential) LookupProject(ctx context.Context, region string) (id string, err error) {
+	if region == "" {
+		return "", &Error{Endpoint: EndpointIAMProjects, Err: errors.New("empty region")}
+	}
+	if l, ok := c.opts.Auth.(projectLooker); ok {
+		err = c.run(ctx, EndpointIAMToken, func(ctx context.Context) attempt {
+			if _, err := c.waitLimit(ctx); err != nil {
+				return attempt{err: &Error{Endpoint: EndpointIAMToken, Err: err}}
+			}
+			id, err = l.lookupProject(ctx, region)
+			e, _ := asError(err)
+			return attempt{err: err, retry: e != nil && retryableStatus(e.StatusCode)}
+		})
+		return id, err
+	}
+	err = c.do(ctx, &request{endpoint: EndpointIAMProjects, method: http.MethodGet,
+		url: c.iamEndpoint(region) + "/v3/projects?name=" + url.QueryEscape(region),
+		decode: func(_ *http.Response, body io.Reader) (err error) {
+			id, err = decodeProjects(body, region)
+			return err
+		}})
+	return id, err
+}
 
 // maxProjectPages bounds the paging of ListProjects against a links.next
 // that never ends.
@@ -43,7 +68,7 @@ func (c *Credential) ListProjects(ctx context.Context) ([]Project, error) {
 		var page []Project
 		var link string
 		err := c.do(ctx, &request{endpoint: EndpointIAMProjectList, method: http.MethodGet, url: next,
-			decode: func(body io.Reader, _ int64) (err error) {
+			decode: func(_ *http.Response, body io.Reader) (err error) {
 				page, link, err = decodeProjectList(body)
 				return err
 			}})
@@ -64,11 +89,11 @@ func (c *Credential) ListProjects(ctx context.Context) ([]Project, error) {
 		}
 		u, err := base.Parse(link)
 		if err != nil || u.Scheme != base.Scheme || u.Host != base.Host {
-			return nil, decodeError(EndpointIAMProjectList, http.StatusOK, "links.next %q is not on the IAM endpoint %s", link, iam)
+			return nil, decodeError(EndpointIAMProjectList, "links.next %q is not on the IAM endpoint %s", link, iam)
 		}
 		next = u.String()
 	}
-	return nil, decodeError(EndpointIAMProjectList, http.StatusOK, "more than %d pages of projects", maxProjectPages)
+	return nil, decodeError(EndpointIAMProjectList, "more than %d pages of projects", maxProjectPages)
 }
 
 // decodeProjectList reads one page of GET /v3/auth/projects and its
@@ -86,7 +111,7 @@ func decodeProjectList(body io.Reader) ([]Project, string, error) {
 			Next *string `json:"next"`
 		} `json:"links"`
 	}
-	if err := unmarshal(EndpointIAMProjectList, http.StatusOK, body, &w, "projects", func() bool { return w.Projects != nil }); err != nil {
+	if err := unmarshal(EndpointIAMProjectList, body, &w, "projects", func() bool { return w.Projects != nil }); err != nil {
 		return nil, "", err
 	}
 	out := make([]Project, 0, len(*w.Projects))

@@ -228,15 +228,3 @@ func traceRefused(ctx context.Context, endpoint string, err error) {
 		}
 	}
 }
-
-// PausedUntil reports whether the credential rests after an
-// authentication failure, until when, and the failure that caused it.
-func (c *Credential) PausedUntil() (until time.Time, cause *Error, paused bool) {
-	g := &c.gate
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.failures > 0 && c.opts.Now().Before(g.until) {
-		return g.until, g.last, true
-	}
-	return time.Time{}, nil, false
-}
