@@ -57,7 +57,7 @@ func TestDiscoveryErrors(t *testing.T) {
 		{"negative interval", one + "discovery:\n  - {refresh_interval: -1m}", "discovery[0].refresh_interval"},
 		{"bad interval", one + "discovery:\n  - {refresh_interval: often}", `discovery[0].refresh_interval: "often" is not a positive duration`},
 		{"zero interval", one + "discovery:\n  - {refresh_interval: 0s}", "discovery[0].refresh_interval"},
-		{"bad endpoint", one + "discovery:\n  - {kms_endpoint: 'kms.example.com?x=1'}", `discovery[0].kms_endpoint: "kms.example.com?x=1" must not have a query or fragment`},
+		{"bad endpoint", one + "discovery:\n  - {kms_endpoint: 'kms.example.com?x=1'}", `discovery[0].kms_endpoint: the endpoint must not have a query or fragment`},
 		{"empty tag key", one + "discovery:\n  - {tag_keys: ['']}", "discovery[0].tag_keys[0]: empty tag key"},
 		{"unknown field", one + "discovery:\n  - {region: cn-north-4}", `line 4: discovery[0]: unknown key "region" (did you mean "regions"?)`},
 		{"neither", one, "targets: at least one target is required (or a discovery entry)"},

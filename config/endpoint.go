@@ -17,8 +17,9 @@ func NormalizeEndpoint(s string) (string, error) {
 		return "", fmt.Errorf("longer than %d bytes", maxEndpointLen)
 	}
 	quoted := strconv.Quote(s)
-	if strings.Contains(s, "@") {
-		quoted = "the endpoint" // may hold a password: not repeated
+	if strings.ContainsAny(s, "@?#") {
+		// A user's password or a token in a query: not repeated.
+		quoted = "the endpoint"
 	}
 	if !strings.Contains(s, "://") {
 		s = "https://" + s

@@ -23,17 +23,19 @@ func TestNormalizeEndpoint(t *testing.T) {
 		}
 	}
 	for in, want := range map[string]string{
-		"ftp://kms.example.com":                `"ftp://kms.example.com": the scheme must be http or https`,
-		"https://":                             `"https://" has no valid host name`,
-		"https://kms example.com":              `"https://kms example.com" is not a URL`,
-		"kms.example.com/a b?":                 `"kms.example.com/a b?" must not have a query or fragment`,
-		"https://kms.example.com#x":            `"https://kms.example.com#x" must not have a query or fragment`,
-		"https://kms.example.com:0":            `"https://kms.example.com:0" has an invalid port`,
-		"https://kms.example.com:99999":        `"https://kms.example.com:99999" has an invalid port`,
-		"https://user:hunter2@kms.example.com": "the endpoint must not hold a user name or password",
-		"https://kms.exa%mple.com":             `"https://kms.exa%mple.com" is not a URL`,
-		"\x00":                                 `"\x00" is not a URL`,
-		"https://" + strings.Repeat("a", 1100): "longer than 1024 bytes",
+		"ftp://kms.example.com":                   `"ftp://kms.example.com": the scheme must be http or https`,
+		"https://":                                `"https://" has no valid host name`,
+		"https://kms example.com":                 `"https://kms example.com" is not a URL`,
+		"kms.example.com/a b?":                    `the endpoint must not have a query or fragment`,
+		"https://kms.example.com#x":               `the endpoint must not have a query or fragment`,
+		"https://iam.example.com/?token=s3cr3t":   `the endpoint must not have a query or fragment`,
+		"https://iam.example.com:99999/?t=s3cr3t": `the endpoint has an invalid port`,
+		"https://kms.example.com:0":               `"https://kms.example.com:0" has an invalid port`,
+		"https://kms.example.com:99999":           `"https://kms.example.com:99999" has an invalid port`,
+		"https://user:hunter2@kms.example.com":    "the endpoint must not hold a user name or password",
+		"https://kms.exa%mple.com":                `"https://kms.exa%mple.com" is not a URL`,
+		"\x00":                                    `"\x00" is not a URL`,
+		"https://" + strings.Repeat("a", 1100):    "longer than 1024 bytes",
 	} {
 		got, err := NormalizeEndpoint(in)
 		if err == nil || err.Error() != want {
