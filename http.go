@@ -67,11 +67,9 @@ func (a *app) handler() http.Handler {
 		fmt.Fprintln(w, "Healthy")
 	})
 	mux.HandleFunc("/-/ready", func(w http.ResponseWriter, _ *http.Request) {
-		if a.cur.Load() == nil {
-			http.Error(w, "Not ready: no config loaded", http.StatusServiceUnavailable)
-			return
+		if a.inForce(w) != nil {
+			fmt.Fprintln(w, "Ready")
 		}
-		fmt.Fprintln(w, "Ready")
 	})
 	mux.HandleFunc("/-/reload", a.serveReload)
 	// Profiling, as node_exporter serves it: on this mux, so behind the
@@ -82,14 +80,21 @@ func (a *app) handler() http.Handler {
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		l := a.cur.Load()
-		if l == nil {
-			http.Error(w, "Not ready: no config loaded", http.StatusServiceUnavailable)
-			return
+		if l := a.inForce(w); l != nil {
+			l.landing.ServeHTTP(w, r)
 		}
-		l.landing.ServeHTTP(w, r)
 	})
 	return http.NewCrossOriginProtection().Handler(mux)
+}
+
+// inForce returns the config in force, or answers 503 and returns nil
+// while none is loaded.
+func (a *app) inForce(w http.ResponseWriter) *loaded {
+	l := a.cur.Load()
+	if l == nil {
+		http.Error(w, "Not ready: no config loaded", http.StatusServiceUnavailable)
+	}
+	return l
 }
 
 // getOrHead answers 405 to every method but GET and HEAD: a scrape calls
@@ -152,9 +157,8 @@ func (a *app) scrapeContext(r *http.Request) (context.Context, context.CancelFun
 
 // serveMetrics answers for every target plus the exporter's own metrics.
 func (a *app) serveMetrics(w http.ResponseWriter, r *http.Request) {
-	l := a.cur.Load()
+	l := a.inForce(w)
 	if l == nil {
-		http.Error(w, "Not ready: no config loaded", http.StatusServiceUnavailable)
 		return
 	}
 	ctx, cancel := a.scrapeContext(r)
@@ -168,9 +172,8 @@ func (a *app) serveMetrics(w http.ResponseWriter, r *http.Request) {
 
 // serveProbe answers for one target, from a fresh registry.
 func (a *app) serveProbe(w http.ResponseWriter, r *http.Request) {
-	l := a.cur.Load()
+	l := a.inForce(w)
 	if l == nil {
-		http.Error(w, "Not ready: no config loaded", http.StatusServiceUnavailable)
 		return
 	}
 	name := r.URL.Query().Get("target")

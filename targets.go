@@ -57,9 +57,8 @@ func sdGroups(targets []targetInfo) []sdGroup {
 
 // serveTargets answers the targets in the HTTP service discovery format.
 func (a *app) serveTargets(w http.ResponseWriter, r *http.Request) {
-	l := a.cur.Load()
+	l := a.inForce(w)
 	if l == nil {
-		http.Error(w, "Not ready: no config loaded", http.StatusServiceUnavailable)
 		return
 	}
 	body, err := json.Marshal(l.sd)
