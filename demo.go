@@ -30,10 +30,7 @@ func startDemo(logger log.Logger) (*kmsfake.Server, kmsfake.Scenario) {
 // a config of their own (or a second kms_exporter) against it. The demo
 // credentials are public and work against the fake only.
 func demoTryIt(url string, sc kmsfake.Scenario) string {
-	ak, user := kmsfake.DemoAccessKey, kmsfake.DemoUser
-	if len(sc.AccessKeys) > 0 {
-		ak = sc.AccessKeys[0]
-	}
+	ak, user := demoAccessKey(sc), kmsfake.DemoUser
 	if len(sc.Users) > 0 {
 		user = sc.Users[0]
 	}
@@ -71,10 +68,7 @@ targets:
 // demo-<region>, and discovers the others (the sub-projects, named
 // demo/<project>), all with the demo AK/SK and pointed at the fake.
 func demoConfig(url string, sc kmsfake.Scenario) (*config.Config, error) {
-	ak := kmsfake.DemoAccessKey
-	if len(sc.AccessKeys) > 0 {
-		ak = sc.AccessKeys[0]
-	}
+	ak := demoAccessKey(sc)
 	c := &config.Config{
 		Credentials: map[string]*config.Credential{"demo": {
 			AccessKey:     ak.AK,
@@ -99,4 +93,12 @@ func demoConfig(url string, sc kmsfake.Scenario) (*config.Config, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// demoAccessKey is the AK/SK pair the demo's config uses.
+func demoAccessKey(sc kmsfake.Scenario) kmsfake.AccessKey {
+	if len(sc.AccessKeys) > 0 {
+		return sc.AccessKeys[0]
+	}
+	return kmsfake.DemoAccessKey
 }
