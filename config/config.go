@@ -72,10 +72,16 @@ func (c *Credential) Kind() Kind {
 		return KindECSMetadata
 	case c.OIDC != nil:
 		return KindOIDC
-	case c.AccessKey != "" || c.AccessKeyFile != "" || c.SecretKey != "" || c.SecretKeyFile != "":
+	case c.hasAKSK():
 		return KindAKSK
 	}
 	return ""
+}
+
+// hasAKSK tells whether any key of the AK/SK kind is set.
+func (c *Credential) hasAKSK() bool {
+	return c.AccessKey != "" || c.AccessKeyFile != "" || c.SecretKey != "" || c.SecretKeyFile != "" ||
+		c.SecurityToken != "" || c.SecurityTokenFile != ""
 }
 
 // Target is one project in one region.
@@ -227,8 +233,7 @@ func (c *Config) Target(name string) (Target, bool) {
 }
 
 func (cr *Credential) resolve(field, baseDir string) error {
-	aksk := cr.AccessKey != "" || cr.AccessKeyFile != "" || cr.SecretKey != "" || cr.SecretKeyFile != "" ||
-		cr.SecurityToken != "" || cr.SecurityTokenFile != ""
+	aksk := cr.hasAKSK()
 	var kinds []string
 	if aksk {
 		kinds = append(kinds, "access_key/secret_key")
