@@ -9,7 +9,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/kms-exporter/kms_exporter/kmsapi"
+	"github.com/kms-exporter/kms_exporter/internal/regions"
 )
 
 // Bounds on the length of config values, by key, in bytes. Far above any
@@ -123,8 +123,8 @@ func CheckRegion(region string) error {
 func (c *Config) Warnings() []string {
 	var w []string
 	unknown := func(field, region string) {
-		if !kmsapi.IsKMSRegion(region) {
-			w = append(w, fmt.Sprintf("%s: region %q is not one this exporter knows; its KMS endpoint is taken to be %s", field, region, kmsapi.DefaultKMSEndpoint(region)))
+		if !regions.HasKMS(region) {
+			w = append(w, fmt.Sprintf("%s: region %q is not one this exporter knows; its KMS endpoint is taken to be %s", field, region, regions.KMSEndpoint(region)))
 		}
 	}
 	for i, t := range c.Targets {

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sort"
 
+	"github.com/kms-exporter/kms_exporter/internal/regions"
 	"github.com/kms-exporter/kms_exporter/kmsapi"
 )
 
@@ -54,7 +55,7 @@ func Select(r Rule, projects []kmsapi.Project, static []Static) []Target {
 	covered := indexStatic(static)
 	var out []Target
 	for _, p := range projects {
-		region := kmsapi.ProjectRegion(p.Name)
+		region := regions.OfProject(p.Name)
 		if p.ID == "" || !p.Enabled || !r.keeps(p.Name, region) {
 			continue
 		}
@@ -107,7 +108,7 @@ func (r Rule) keeps(name, region string) bool {
 		if !slices.Contains(r.Regions, region) {
 			return false
 		}
-	} else if !kmsapi.IsKMSRegion(region) {
+	} else if !regions.HasKMS(region) {
 		return false
 	}
 	if r.Include != nil && !r.Include.MatchString(name) {

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/kms-exporter/kms_exporter/internal/regions"
 )
 
 // Endpoint names, as reported to the Observer and used as the `endpoint`
@@ -41,7 +43,7 @@ type Observer func(RequestInfo)
 type ClientOptions struct {
 	Region     string
 	ProjectID  string
-	Endpoint   string // KMS base URL; default DefaultKMSEndpoint(Region)
+	Endpoint   string // KMS base URL; default regions.KMSEndpoint(Region)
 	Credential *Credential
 }
 
@@ -56,7 +58,7 @@ func NewClient(o ClientOptions) (*Client, error) {
 		return nil, errors.New("kmsapi: region, project ID and credential are required")
 	}
 	if o.Endpoint == "" {
-		o.Endpoint = DefaultKMSEndpoint(o.Region)
+		o.Endpoint = regions.KMSEndpoint(o.Region)
 	}
 	o.Endpoint = strings.TrimRight(o.Endpoint, "/")
 	return &Client{opts: o}, nil

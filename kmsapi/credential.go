@@ -17,6 +17,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/kms-exporter/kms_exporter/internal/pausestore"
+	"github.com/kms-exporter/kms_exporter/internal/regions"
 )
 
 // Defaults of CredentialOptions.
@@ -39,7 +40,7 @@ var (
 type CredentialOptions struct {
 	Name              string // for errors and logs
 	Auth              Authenticator
-	IAMEndpoint       string  // override; default the IAM endpoint of each call's region (DefaultIAMEndpoint)
+	IAMEndpoint       string  // override; default the IAM endpoint of each call's region (regions.IAMEndpoint)
 	RequestsPerSecond float64 // client-side rate limit; default 10
 	Concurrency       int     // requests in flight; default 8
 	HTTPClient        *http.Client
@@ -164,7 +165,7 @@ func (c *Credential) waitLimit(ctx context.Context) (time.Duration, error) {
 
 // iamEndpoint is the IAM endpoint the credential calls for region.
 func (c *Credential) iamEndpoint(region string) string {
-	return iamEndpointFor(c.opts.IAMEndpoint, region)
+	return cmp.Or(c.opts.IAMEndpoint, regions.IAMEndpoint(region))
 }
 
 // do runs one call: the auth gate, then attempts with retries.

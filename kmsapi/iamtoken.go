@@ -1,6 +1,7 @@
 package kmsapi
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -14,11 +15,12 @@ import (
 	"github.com/go-json-experiment/json"
 
 	"github.com/kms-exporter/kms_exporter/internal/flight"
+	"github.com/kms-exporter/kms_exporter/internal/regions"
 )
 
 // IAMPasswordOptions configure IAM user-token authentication.
 type IAMPasswordOptions struct {
-	IAMEndpoint string // override; default the IAM endpoint of each call's region (DefaultIAMEndpoint)
+	IAMEndpoint string // override; default the IAM endpoint of each call's region (regions.IAMEndpoint)
 	DomainName  string
 	UserName    string
 	Password    string
@@ -29,7 +31,7 @@ type IAMPasswordOptions struct {
 // service account token Kubernetes projects into a pod, exchanged at IAM
 // for a project-scoped token.
 type OIDCOptions struct {
-	IAMEndpoint string // override; default the IAM endpoint of each call's region (DefaultIAMEndpoint)
+	IAMEndpoint string // override; default the IAM endpoint of each call's region (regions.IAMEndpoint)
 	IdpID       string // the identity provider's ID in IAM, sent as X-Idp-Id
 	// IDToken returns the current ID token. It is called at every
 	// exchange, since Kubernetes rotates a projected token file; its error
@@ -183,7 +185,7 @@ func (s *tokenSource) login(ctx context.Context, region, projectID, projectName 
 	}
 	body, _ := json.Marshal(obj{"auth": auth}) // strings only: cannot fail
 	var t *iamToken
-	err = s.do(ctx, &request{endpoint: EndpointIAMToken, method: http.MethodPost, url: iamEndpointFor(s.iamEndpoint, region) + s.path,
+	err = s.do(ctx, &request{endpoint: EndpointIAMToken, method: http.MethodPost, url: cmp.Or(s.iamEndpoint, regions.IAMEndpoint(region)) + s.path,
 		header: s.header, body: body, decode: func(resp *http.Response, body io.Reader) (err error) {
 			t, err = s.issued(resp, body, projectID, projectName)
 			return err
