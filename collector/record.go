@@ -2,6 +2,7 @@ package collector
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -37,7 +38,7 @@ type recorder struct {
 	record func(context.Context, Result)
 	mu     sync.Mutex
 	res    Result
-	order  map[string]int // collector name -> report position
+	order  []collector // the enabled collectors, in report order
 	tee    chan prometheus.Metric
 	done   chan struct{}
 	keep   bool
@@ -53,13 +54,10 @@ func (e *Exporter) startRecord(ctx context.Context, ch chan<- prometheus.Metric,
 		record: e.record,
 		res: Result{Target: t.Name, Region: t.Region, ProjectID: t.ProjectID, Credential: t.Credential.Name(),
 			Start: e.now(), Trace: kmsapi.NewTrace()},
-		order: map[string]int{},
+		order: e.enabled,
 		tee:   make(chan prometheus.Metric),
 		done:  make(chan struct{}),
 		keep:  true,
-	}
-	for i, c := range e.enabled {
-		r.order[c.name()] = i
 	}
 	go func() {
 		defer close(r.done)
@@ -85,14 +83,17 @@ func (r *recorder) fail(collector string, err error) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	f := Failure{Collector: collector, Err: err}
 	i := len(r.res.Failures)
-	for i > 0 && r.order[r.res.Failures[i-1].Collector] > r.order[collector] {
+	for i > 0 && r.rank(r.res.Failures[i-1].Collector) > r.rank(collector) {
 		i--
 	}
-	r.res.Failures = append(r.res.Failures, Failure{})
-	copy(r.res.Failures[i+1:], r.res.Failures[i:])
-	r.res.Failures[i] = f
+	r.res.Failures = slices.Insert(r.res.Failures, i, Failure{Collector: collector, Err: err})
+}
+
+// rank is the report position of the named collector; -1, first, for the
+// project lookup.
+func (r *recorder) rank(name string) int {
+	return slices.IndexFunc(r.order, func(c collector) bool { return c.name() == name })
 }
 
 // skip drops the Result: the target was not reported (a duplicate).
