@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/exporter-toolkit/web"
@@ -251,14 +252,11 @@ func upText(v float64) string {
 }
 
 func failedNames(fs []collector.Failure) string {
-	s := ""
+	names := make([]string, len(fs))
 	for i, f := range fs {
-		if i > 0 {
-			s += ", "
-		}
-		s += f.Collector
+		names[i] = f.Collector
 	}
-	return s
+	return strings.Join(names, ", ")
 }
 
 func traceCalls(t *kmsapi.Trace) int {
@@ -309,13 +307,12 @@ func formatSeconds(d time.Duration) string {
 
 // landingView is the view of the config l in force now.
 func (a *app) landingView(l *loaded) landingView {
-	v := landingView{
+	return landingView{
 		now:          time.Now(),
 		metricsPath:  a.s.telemetryPath,
+		targets:      l.targets,
 		credentials:  l.creds,
 		history:      a.history,
 		historyLimit: a.s.historyLimit,
 	}
-	v.targets = l.targets
-	return v
 }
