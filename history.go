@@ -27,7 +27,7 @@ type scrapeRecord struct {
 	via        string // the route that asked: /metrics or /probe
 	start      time.Time
 	duration   time.Duration
-	metrics    []prometheus.Metric // the target's metrics, as the scrape sent them
+	metrics    []prometheus.Metric // the target's metrics, as the scrape sent them, until gathered
 	failures   []collector.Failure // failed collectors, in report order
 	trace      *kmsapi.Trace       // the API calls; nil when none were traced
 
@@ -57,6 +57,7 @@ func (r *scrapeRecord) gather() {
 	r.gathered.Do(func() {
 		r.fams, r.gatherErr = gatherMetrics(r.metrics)
 		r.sum = summarize(r.fams)
+		r.metrics = nil // the families hold them now
 	})
 }
 
