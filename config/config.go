@@ -222,16 +222,6 @@ func (c *Config) CredentialNames() []string {
 	return names
 }
 
-// Target returns the target named name.
-func (c *Config) Target(name string) (Target, bool) {
-	for _, t := range c.Targets {
-		if t.Name == name {
-			return t, true
-		}
-	}
-	return Target{}, false
-}
-
 func (cr *Credential) resolve(field, baseDir string) error {
 	aksk := cr.hasAKSK()
 	var kinds []string

@@ -78,8 +78,8 @@ func TestLoadGood(t *testing.T) {
 	if len(c.Targets) != 2 || c.Targets[0].TagKeys[1] != "team" || c.Targets[1].ProjectID != "" {
 		t.Errorf("targets: %+v", c.Targets)
 	}
-	if _, ok := c.Target("mon"); !ok {
-		t.Error("Target(mon) not found")
+	if c.Targets[1].Name != "mon" || c.Targets[1].Credentials != "monitor" {
+		t.Errorf("second target: %+v", c.Targets[1])
 	}
 	if got := strings.Join(c.CredentialNames(), ","); got != "agency,monitor,prod" {
 		t.Errorf("CredentialNames = %s", got)
