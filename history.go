@@ -11,6 +11,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/kms-exporter/kms_exporter/collector"
+	"github.com/kms-exporter/kms_exporter/internal/apitrace"
 	"github.com/kms-exporter/kms_exporter/kmsapi"
 )
 
@@ -29,7 +30,7 @@ type scrapeRecord struct {
 	duration   time.Duration
 	metrics    []prometheus.Metric // the target's metrics, as the scrape sent them, until gathered
 	failures   []collector.Failure // failed collectors, in report order
-	trace      *kmsapi.Trace       // the API calls; nil when none were traced
+	trace      *apitrace.Trace     // the API calls; nil when none were traced
 
 	// Gathered from metrics when a page or a debug log first shows the
 	// record, not when it is recorded: most records are dropped unseen,

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/exporter-toolkit/web"
 
 	"github.com/kms-exporter/kms_exporter/collector"
+	"github.com/kms-exporter/kms_exporter/internal/apitrace"
 	"github.com/kms-exporter/kms_exporter/kmsapi"
 )
 
@@ -259,7 +260,7 @@ func failedNames(fs []collector.Failure) string {
 	return strings.Join(names, ", ")
 }
 
-func traceCalls(t *kmsapi.Trace) int {
+func traceCalls(t *apitrace.Trace) int {
 	if t == nil {
 		return 0
 	}

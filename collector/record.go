@@ -8,7 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/kms-exporter/kms_exporter/kmsapi"
+	"github.com/kms-exporter/kms_exporter/internal/apitrace"
 )
 
 // Result is what one scrape of one target produced, for Options.Record:
@@ -22,7 +22,7 @@ type Result struct {
 	Duration   time.Duration
 	Metrics    []prometheus.Metric // as sent to the registry
 	Failures   []Failure           // failed collectors, in report order
-	Trace      *kmsapi.Trace       // every API call made for this target
+	Trace      *apitrace.Trace     // every API call made for this target
 }
 
 // Failure is a collector that failed in a scrape; project_lookup when the
@@ -53,7 +53,7 @@ func (e *Exporter) startRecord(ctx context.Context, ch chan<- prometheus.Metric,
 	r := &recorder{
 		record: e.record,
 		res: Result{Target: t.Name, Region: t.Region, ProjectID: t.ProjectID, Credential: t.Credential.Name(),
-			Start: e.now(), Trace: kmsapi.NewTrace()},
+			Start: e.now(), Trace: apitrace.New()},
 		order: e.enabled,
 		tee:   make(chan prometheus.Metric),
 		done:  make(chan struct{}),
@@ -66,7 +66,7 @@ func (e *Exporter) startRecord(ctx context.Context, ch chan<- prometheus.Metric,
 			ch <- m
 		}
 	}()
-	return kmsapi.WithTrace(ctx, r.res.Trace), r.tee, r
+	return apitrace.With(ctx, r.res.Trace), r.tee, r
 }
 
 // target sets the region and project the target resolved to.

@@ -8,8 +8,8 @@ import (
 
 	"github.com/prometheus/common/model"
 
+	"github.com/kms-exporter/kms_exporter/internal/apitrace"
 	"github.com/kms-exporter/kms_exporter/internal/flight"
-	"github.com/kms-exporter/kms_exporter/kmsapi"
 )
 
 // results holds what the collectors fetched, per target and collector:
@@ -73,7 +73,7 @@ func (r *results) get(ctx context.Context, target string, c collector, fetch fun
 		return fetched{emit: emit}, err
 	})
 	if !led.Load() {
-		kmsapi.TraceNote(ctx, "%s: shared the fetch another scrape had in flight; its calls are in that scrape's log", c.name())
+		apitrace.Note(ctx, "%s: shared the fetch another scrape had in flight; its calls are in that scrape's log", c.name())
 	}
 	return f.emit, !f.cached, err
 }
@@ -89,7 +89,7 @@ func (r *results) lastCallOK(target string) bool {
 func (r *results) cachedFor(ctx context.Context, key resultKey, ttl time.Duration) emitFunc {
 	emit, age := r.fresh(key, ttl)
 	if emit != nil {
-		kmsapi.TraceNote(ctx, "%s: from the cache, fetched %s ago", key.collector, model.Duration(age.Round(time.Second)))
+		apitrace.Note(ctx, "%s: from the cache, fetched %s ago", key.collector, model.Duration(age.Round(time.Second)))
 	}
 	return emit
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/common/version"
 	"golang.org/x/time/rate"
 
+	"github.com/kms-exporter/kms_exporter/internal/apitrace"
 	"github.com/kms-exporter/kms_exporter/internal/pausestore"
 	"github.com/kms-exporter/kms_exporter/internal/regions"
 )
@@ -197,7 +198,7 @@ func (c *Credential) retry(ctx context.Context, try func(context.Context) attemp
 	var backoff time.Duration
 	for tries, retries := 1, 0; ; tries++ {
 		a := try(ctx)
-		traceAttempt(ctx, a, tries, backoff)
+		trace(ctx, a, tries, backoff)
 		if a.err == nil {
 			return nil
 		}
@@ -234,18 +235,18 @@ func (c *Credential) retry(ctx context.Context, try func(context.Context) attemp
 
 // send makes one HTTP attempt of r under the rate limit and the in-flight cap.
 func (c *Credential) send(ctx context.Context, r *request) attempt {
-	call := &callInfo{endpoint: r.endpoint, method: r.method, url: r.url}
+	call := &apitrace.Event{Endpoint: r.endpoint, Method: r.method, URL: r.url}
 	fail := func(err error) attempt {
 		return attempt{err: &Error{Endpoint: r.endpoint, Err: cmp.Or(ctx.Err(), err)}, call: call}
 	}
 	var err error
-	if call.rateWait, err = c.waitLimit(ctx); err != nil {
+	if call.RateWait, err = c.waitLimit(ctx); err != nil {
 		return fail(err)
 	}
 	waited := time.Now()
 	select {
 	case c.sem <- struct{}{}:
-		call.slotWait = time.Since(waited)
+		call.SlotWait = time.Since(waited)
 	case <-ctx.Done():
 		return fail(ctx.Err())
 	}

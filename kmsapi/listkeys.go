@@ -5,6 +5,8 @@ import (
 	"slices"
 
 	"golang.org/x/sync/errgroup"
+
+	"github.com/kms-exporter/kms_exporter/internal/apitrace"
 )
 
 // maxListedKeys bounds ListKeys against an absurd total_count.
@@ -118,7 +120,7 @@ func joinPages(ctx context.Context, pages []listedPage, buf []Key) ([]Key, error
 		}
 	}
 	if dups, first, last := len(keys)-len(out), pages[0].Total, pages[len(pages)-1].Total; dups > 0 || first != last {
-		TraceNote(ctx, "keys changed while listing: total_count %d, then %d; %d keys seen twice, counted once", first, last, dups)
+		apitrace.Note(ctx, "keys changed while listing: total_count %d, then %d; %d keys seen twice, counted once", first, last, dups)
 	}
 	return out, nil
 }

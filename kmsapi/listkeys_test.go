@@ -9,6 +9,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/kms-exporter/kms_exporter/internal/apitrace"
 )
 
 // An answer that does not hold together on its own is broken, whatever
@@ -131,8 +133,8 @@ func TestListKeysShiftedPages(t *testing.T) {
 					calls.Add(1)
 					w.Write(tc.serve(pageOffset(t, body)))
 				})
-				trace := NewTrace()
-				ctx := WithTrace(ctxTimeout(t, 10*time.Second), trace)
+				trace := apitrace.New()
+				ctx := apitrace.With(ctxTimeout(t, 10*time.Second), trace)
 				keys, err := newTestClient(t, srv.URL, NewAKSK(testAK, testSK, ""), func(o *CredentialOptions) { o.Concurrency = 1 }).ListKeys(ctx)
 				if err != nil {
 					t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/kms-exporter/kms_exporter/internal/apitrace"
 	"github.com/kms-exporter/kms_exporter/kmsapi"
 	"github.com/kms-exporter/kms_exporter/kmsapi/kmsfake"
 )
@@ -27,7 +28,7 @@ type oidcSetup struct {
 	file  string
 	reads atomic.Int32
 	cred  *kmsapi.Credential
-	trace *kmsapi.Trace
+	trace *apitrace.Trace
 	ctx   context.Context
 	seen  []string // every ID token written
 }
@@ -56,8 +57,8 @@ func newOIDCSetup(t *testing.T) *oidcSetup {
 		t.Fatal(err)
 	}
 	s.cred = cred
-	s.trace = kmsapi.NewTrace()
-	s.ctx = kmsapi.WithTrace(context.Background(), s.trace)
+	s.trace = apitrace.New()
+	s.ctx = apitrace.With(context.Background(), s.trace)
 	return s
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/go-kit/log/level"
 
+	"github.com/kms-exporter/kms_exporter/internal/apitrace"
 	"github.com/kms-exporter/kms_exporter/internal/pausestore"
 )
 
@@ -74,7 +75,7 @@ func (c *Credential) enter(ctx context.Context, endpoint string) (gen uint64, pr
 		if g.failures > 0 && c.opts.Now().Before(g.until) {
 			err := &pausedError{name: c.opts.Name, until: g.until, last: g.last}
 			g.mu.Unlock()
-			traceRefused(ctx, endpoint, err)
+			apitrace.Note(ctx, "%s: not sent: credential %s paused until %s after %v", endpoint, c.opts.Name, err.until.UTC().Format(time.RFC3339), err.last)
 			return 0, false, err
 		}
 		if g.ok {

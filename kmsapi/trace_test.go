@@ -8,11 +8,12 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/kms-exporter/kms_exporter/internal/apitrace"
 	"github.com/kms-exporter/kms_exporter/kmsapi"
 	"github.com/kms-exporter/kms_exporter/kmsapi/kmsfake"
 )
 
-func traceText(t *testing.T, tr *kmsapi.Trace) string {
+func traceText(t *testing.T, tr *apitrace.Trace) string {
 	t.Helper()
 	var b strings.Builder
 	if _, err := tr.WriteTo(&b); err != nil {
@@ -44,8 +45,8 @@ func TestTraceRecordsAttemptsRetriesAndPause(t *testing.T) {
 		c := newClient(t, srv, p, kmsapi.NewAKSK(sc.AccessKeys[0].AK, sc.AccessKeys[0].SK, ""), func(o *kmsapi.CredentialOptions) { o.Now = clk.Now })
 
 		// A success: one line.
-		tr := kmsapi.NewTrace()
-		ctx := kmsapi.WithTrace(ctxFor(t, 30*time.Second), tr)
+		tr := apitrace.New()
+		ctx := apitrace.With(ctxFor(t, 30*time.Second), tr)
 		if _, err := c.Quotas(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -55,8 +56,8 @@ func TestTraceRecordsAttemptsRetriesAndPause(t *testing.T) {
 
 		// A 503 every time: three attempts, the later two after a backoff.
 		srv.SetFault(kmsapi.EndpointInstances, kmsfake.Fault{Status: http.StatusServiceUnavailable})
-		tr = kmsapi.NewTrace()
-		ctx = kmsapi.WithTrace(ctxFor(t, 30*time.Second), tr)
+		tr = apitrace.New()
+		ctx = apitrace.With(ctxFor(t, 30*time.Second), tr)
 		if _, err := c.InstanceCount(ctx); err == nil {
 			t.Fatal("want an error")
 		}
@@ -68,8 +69,8 @@ func TestTraceRecordsAttemptsRetriesAndPause(t *testing.T) {
 
 		// A 401 pauses the credential: the next call is refused, and the trace says until when.
 		srv.SetFault(kmsapi.EndpointQuotas, kmsfake.Fault{Status: http.StatusUnauthorized})
-		tr = kmsapi.NewTrace()
-		ctx = kmsapi.WithTrace(ctxFor(t, 30*time.Second), tr)
+		tr = apitrace.New()
+		ctx = apitrace.With(ctxFor(t, 30*time.Second), tr)
 		if _, err := c.Quotas(ctx); err == nil {
 			t.Fatal("want an error")
 		}
@@ -108,8 +109,8 @@ func TestTraceHoldsNoSecret(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				srv := start(t, sc)
 				c := newClient(t, srv, p, auth())
-				tr := kmsapi.NewTrace()
-				ctx := kmsapi.WithTrace(ctxFor(t, 30*time.Second), tr)
+				tr := apitrace.New()
+				ctx := apitrace.With(ctxFor(t, 30*time.Second), tr)
 				if _, err := c.Quotas(ctx); err != nil {
 					t.Fatal(err)
 				}
@@ -153,9 +154,9 @@ func TestTraceURLAndNotes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		tr := kmsapi.NewTrace()
+		tr := apitrace.New()
 		tr.Note("quotas: from the cache, fetched %s ago", "5s")
-		c.Quotas(kmsapi.WithTrace(ctxFor(t, 30*time.Second), tr))
+		c.Quotas(apitrace.With(ctxFor(t, 30*time.Second), tr))
 		text := traceText(t, tr)
 		if strings.Contains(text, "hunter2") || strings.Contains(text, "someone") {
 			t.Errorf("trace holds the endpoint's user info:\n%s", text)

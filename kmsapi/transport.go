@@ -13,6 +13,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/kms-exporter/kms_exporter/internal/apitrace"
 )
 
 // Tunables, variables so tests can shrink them.
@@ -67,9 +69,9 @@ type request struct {
 // attempt is the outcome of one try of a call.
 type attempt struct {
 	err   error
-	retry bool          // worth another try (429, 5xx, connection error)
-	req   *http.Request // the request sent, for rejecter; nil when none was
-	call  *callInfo     // what the attempt was, for a Trace; nil when not an HTTP attempt
+	retry bool            // worth another try (429, 5xx, connection error)
+	req   *http.Request   // the request sent, for rejecter; nil when none was
+	call  *apitrace.Event // what the attempt was, for a trace; nil when not an HTTP attempt
 }
 
 // caller makes the HTTP requests of a Credential and of its authenticator.
@@ -82,7 +84,7 @@ type caller struct {
 // exchange sends r, after prepare (if set) has authenticated it, and reads
 // the answer: an error status becomes an *Error, a 2xx answer goes to
 // r.decode. call gets what a Trace shows of the attempt.
-func (h caller) exchange(ctx context.Context, r *request, call *callInfo, prepare func(*http.Request) error) attempt {
+func (h caller) exchange(ctx context.Context, r *request, call *apitrace.Event, prepare func(*http.Request) error) attempt {
 	var rd io.Reader
 	if r.body != nil {
 		rd = bytes.NewReader(r.body)
@@ -106,30 +108,43 @@ func (h caller) exchange(ctx context.Context, r *request, call *callInfo, prepar
 	start := time.Now()
 	resp, err := h.client.Do(req)
 	if err != nil {
-		call.took = time.Since(start)
-		h.observe(r, "error", call.took)
+		call.Took = time.Since(start)
+		h.observe(r, "error", call.Took)
 		err = cmp.Or(ctx.Err(), err)
 		return attempt{err: &Error{Endpoint: r.endpoint, Err: err}, retry: ctx.Err() == nil && !isCertError(err), req: req, call: call}
 	}
 	// Closing frees the connection also when the body was not read to the
 	// end (over the cap, or a read error).
 	defer resp.Body.Close()
-	call.status, call.reqID = resp.StatusCode, resp.Header.Get("X-Request-Id")
+	call.Status, call.RequestID = resp.StatusCode, resp.Header.Get("X-Request-Id")
 	a := answer(ctx, r, resp)
 	a.req, a.call = req, call
 	// The observed duration includes decoding, which is interleaved with
 	// reading (a few ms for a 1000-key page).
-	call.took = time.Since(start)
-	h.observe(r, strconv.Itoa(resp.StatusCode), call.took)
+	call.Took = time.Since(start)
+	h.observe(r, strconv.Itoa(resp.StatusCode), call.Took)
 	return a
 }
 
 // do makes an authenticator's own call (IAM login, metadata): one attempt,
 // traced as the first.
 func (h caller) do(ctx context.Context, r *request) error {
-	a := h.exchange(ctx, r, &callInfo{endpoint: r.endpoint, method: r.method, url: r.url}, nil)
-	traceAttempt(ctx, a, 1, 0)
+	a := h.exchange(ctx, r, &apitrace.Event{Endpoint: r.endpoint, Method: r.method, URL: r.url}, nil)
+	trace(ctx, a, 1, 0)
 	return a.err
+}
+
+// trace records try n (1 for the first) of a call, made after waiting
+// backoff, in the trace ctx carries.
+func trace(ctx context.Context, a attempt, n int, backoff time.Duration) {
+	if t := apitrace.From(ctx); t != nil && a.call != nil {
+		e := *a.call
+		e.Attempt, e.Backoff = n, backoff
+		if a.err != nil {
+			e.Err = a.err.Error()
+		}
+		t.Add(e)
+	}
 }
 
 func (h caller) observe(r *request, code string, d time.Duration) {

@@ -1,4 +1,4 @@
-package kmsapi
+package apitrace
 
 import (
 	"testing"
