@@ -15,6 +15,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/kms-exporter/kms_exporter/internal/apitrace"
 )
 
 const quotasExample = `{
@@ -479,4 +481,25 @@ func TestNewHTTPClientDefaults(t *testing.T) {
 	if e := mustError(t, err); e.StatusCode != 0 || !strings.Contains(err.Error(), "certificate") {
 		t.Errorf("got %v", err)
 	}
+}
+
+// User info in an endpoint stays out of errors and traces, the user name
+// too: net/http's errors hide only the password.
+func TestUserinfoStaysOutOfErrors(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		for _, endpoint := range []string{"http://someone:hunter2@nothing-listens.test", "http://someone:hunter2@nothing listens.test"} {
+			tr := apitrace.New()
+			_, err := newTestClient(t, endpoint, NewAKSK(testAK, testSK, "")).InstanceCount(apitrace.With(ctxTimeout(t, 10*time.Second), tr))
+			var b strings.Builder
+			tr.WriteTo(&b)
+			if e := mustError(t, err); !strings.Contains(e.Error(), "listens.test") || !strings.Contains(b.String(), "listens.test") {
+				t.Fatalf("%s: error %q or trace %q does not name the endpoint", endpoint, e, b.String())
+			}
+			for _, s := range []string{"someone", "hunter2"} {
+				if strings.Contains(err.Error(), s) || strings.Contains(b.String(), s) {
+					t.Errorf("%s: error %q or trace %q holds %q", endpoint, err, b.String(), s)
+				}
+			}
+		}
+	})
 }

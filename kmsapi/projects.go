@@ -59,7 +59,7 @@ func (c *Credential) ListProjects(ctx context.Context) ([]Project, error) {
 	iam := c.iamEndpoint("")
 	base, err := url.Parse(iam)
 	if err != nil {
-		return nil, &Error{Endpoint: EndpointIAMProjectList, Err: err}
+		return nil, &Error{Endpoint: EndpointIAMProjectList, Err: withoutUserinfo(err)}
 	}
 	next := iam + "/v3/auth/projects"
 	var all []Project
@@ -89,7 +89,7 @@ func (c *Credential) ListProjects(ctx context.Context) ([]Project, error) {
 		}
 		u, err := base.Parse(link)
 		if err != nil || u.Scheme != base.Scheme || u.Host != base.Host {
-			return nil, decodeError(EndpointIAMProjectList, "links.next %q is not on the IAM endpoint %s", link, iam)
+			return nil, decodeError(EndpointIAMProjectList, "links.next %q is not on the IAM endpoint %s", link, redactURL(iam))
 		}
 		next = u.String()
 	}

@@ -11,7 +11,9 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/kms-exporter/kms_exporter/internal/apitrace"
@@ -91,7 +93,7 @@ func (h caller) exchange(ctx context.Context, r *request, call *apitrace.Event, 
 	}
 	req, err := http.NewRequestWithContext(ctx, r.method, r.url, rd)
 	if err != nil {
-		return attempt{err: &Error{Endpoint: r.endpoint, Err: err}, call: call}
+		return attempt{err: &Error{Endpoint: r.endpoint, Err: withoutUserinfo(err)}, call: call}
 	}
 	maps.Copy(req.Header, r.header)
 	req.Header.Set("User-Agent", h.userAgent)
@@ -110,7 +112,7 @@ func (h caller) exchange(ctx context.Context, r *request, call *apitrace.Event, 
 	if err != nil {
 		call.Took = time.Since(start)
 		h.observe(r, "error", call.Took)
-		err = cmp.Or(ctx.Err(), err)
+		err = withoutUserinfo(cmp.Or(ctx.Err(), err))
 		return attempt{err: &Error{Endpoint: r.endpoint, Err: err}, retry: ctx.Err() == nil && !isCertError(err), req: req, call: call}
 	}
 	// Closing frees the connection also when the body was not read to the
@@ -238,6 +240,29 @@ func (e bodyTooLarge) Is(target error) bool { return target == errBodyTooLarge }
 
 func capExceeded() error {
 	return bodyTooLarge(fmt.Sprintf("response body exceeds %d bytes", maxBodyBytes))
+}
+
+// withoutUserinfo takes the user name and password out of the URL that the
+// errors of net/url and net/http quote: they hide the password only.
+func withoutUserinfo(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		ue.URL = redactURL(ue.URL)
+	}
+	return err
+}
+
+// redactURL is raw without user info.
+func redactURL(raw string) string {
+	if u, err := url.Parse(raw); err == nil {
+		u.User = nil
+		return u.String()
+	}
+	scheme, rest, ok := strings.Cut(raw, "//")
+	if at := strings.LastIndex(rest, "@"); ok && at >= 0 {
+		return scheme + "//" + rest[at+1:]
+	}
+	return raw
 }
 
 func retryableStatus(code int) bool {
