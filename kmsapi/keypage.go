@@ -1,7 +1,6 @@
 package kmsapi
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -20,7 +19,7 @@ type keyPage struct {
 // bytes (-1 if unknown), as it arrives: a 1000-key page is 300-650 KB that
 // is never held whole. Keys go into dst's storage while they fit.
 func decodeKeyPage(r io.Reader, size int64, dst []Key) (keyPage, error) {
-	p := pageDecoder{keys: dst[:0:cap(dst)]}
+	p := pageDecoder{keys: dst[:0:cap(dst)], seen: make(map[string]string, 64)}
 	if size > 0 { // room up front: a key takes over 128 bytes, a tag about 192
 		if cap(dst) == 0 {
 			p.keys = make([]Key, 0, min(MaxPageSize, size/128+1))
@@ -57,12 +56,13 @@ func decodeKeyPage(r io.Reader, size int64, dst []Key) (keyPage, error) {
 type pageDecoder struct {
 	dec      *jsontext.Decoder
 	keys     []Key
-	tags     []Tag // every key's tags, back to back
-	seen     map[string]string
+	tags     []Tag             // every key's tags, back to back
+	seen     map[string]string // texts that repeat from key to key
 	total    int64
 	hasKeys  bool   // resources present and not null
 	hasTotal bool   // total_count present and not null
-	rid      []byte // the current resource's resource_id, until its detail is read
+	rid      []byte // the current resource's resource_id and resource_name,
+	rname    []byte // until its detail is read
 }
 
 func (p *pageDecoder) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
@@ -88,18 +88,17 @@ func (p *pageDecoder) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 // usually repeat key_id and key_alias, so they get strings of their own
 // only when they differ.
 func (p *pageDecoder) resource(k *Key) error {
-	var haveID bool
-	var name string
+	var haveID, haveName bool
 	err := p.members(func(member []byte) (err error) {
 		var v []byte
 		switch string(member) {
 		case "resource_id":
-			if v, err = p.bytes(); v != nil {
+			if v, err = p.text(false); v != nil {
 				p.rid, haveID = append(p.rid[:0], v...), true
 			}
 		case "resource_name":
-			if v, err = p.bytes(); v != nil {
-				name = sameOrNew(v, k.Alias)
+			if v, err = p.text(false); v != nil {
+				p.rname, haveName = append(p.rname[:0], v...), true
 			}
 		case "tags":
 			start := len(p.tags)
@@ -118,57 +117,56 @@ func (p *pageDecoder) resource(k *Key) error {
 	if k.ID == "" && haveID {
 		k.ID = string(p.rid)
 	}
-	if name == k.Alias {
-		name = k.Alias
+	if haveName {
+		k.ResourceName = k.Alias
+		if string(p.rname) != k.Alias {
+			k.ResourceName = string(p.rname)
+		}
 	}
-	k.ResourceName = name
 	return err
 }
 
+// detailText are the text members of resource_detail: the field each
+// fills, whether a number or bool counts as text (scalar), and whether the
+// text repeats from key to key.
+var detailText = map[string]struct {
+	field           func(*Key) *string
+	scalar, repeats bool
+}{
+	"key_id":                    {func(k *Key) *string { return &k.ID }, false, false},
+	"key_alias":                 {func(k *Key) *string { return &k.Alias }, false, false},
+	"key_description":           {func(k *Key) *string { return &k.Description }, false, false},
+	"domain_id":                 {func(k *Key) *string { return &k.DomainID }, false, true},
+	"key_spec":                  {func(k *Key) *string { return &k.KeySpec }, true, true},
+	"key_usage":                 {func(k *Key) *string { return &k.KeyUsage }, true, true},
+	"origin":                    {func(k *Key) *string { return &k.Origin }, true, true},
+	"key_rotation_enabled":      {func(k *Key) *string { return &k.RotationEnabled }, true, true},
+	"sys_enterprise_project_id": {func(k *Key) *string { return &k.EnterpriseProjectID }, true, true},
+}
+
+// detailNumbers are the number members of resource_detail.
+var detailNumbers = map[string]func(*Key, int64){
+	"key_state":               func(k *Key, n int64) { k.State = KeyState(n) },
+	"default_key_flag":        func(k *Key, n int64) { k.Default = n == 1 },
+	"key_type":                func(k *Key, n int64) { k.KeyType = int(n) },
+	"creation_date":           func(k *Key, n int64) { k.Created = apiTime(n) },
+	"scheduled_deletion_date": func(k *Key, n int64) { k.ScheduledDeletion = apiTime(n) },
+	"expiration_time":         func(k *Key, n int64) { k.Expires = apiTime(n) },
+}
+
 // detail reads the member name of resource_detail into k.
-func (p *pageDecoder) detail(name []byte, k *Key) (err error) {
-	var n int64
-	switch string(name) {
-	case "key_id":
-		k.ID, err = p.string(false, false)
-	case "key_alias":
-		k.Alias, err = p.string(false, false)
-	case "key_description":
-		k.Description, err = p.string(false, false)
-	case "domain_id":
-		k.DomainID, err = p.string(false, true)
-	case "key_spec":
-		k.KeySpec, err = p.string(true, true)
-	case "key_usage":
-		k.KeyUsage, err = p.string(true, true)
-	case "origin":
-		k.Origin, err = p.string(true, true)
-	case "key_rotation_enabled":
-		k.RotationEnabled, err = p.string(true, true)
-	case "sys_enterprise_project_id":
-		k.EnterpriseProjectID, err = p.string(true, true)
-	case "key_state":
-		n, err = p.int()
-		k.State = KeyState(n)
-	case "default_key_flag":
-		n, err = p.int()
-		k.Default = n == 1
-	case "key_type":
-		n, err = p.int()
-		k.KeyType = int(n)
-	case "creation_date":
-		n, err = p.int()
-		k.Created = apiTime(n)
-	case "scheduled_deletion_date":
-		n, err = p.int()
-		k.ScheduledDeletion = apiTime(n)
-	case "expiration_time":
-		n, err = p.int()
-		k.Expires = apiTime(n)
-	default:
-		err = p.dec.SkipValue()
+func (p *pageDecoder) detail(name []byte, k *Key) error {
+	if d, ok := detailText[string(name)]; ok {
+		s, err := p.string(d.scalar, d.repeats)
+		*d.field(k) = s
+		return err
 	}
-	return err
+	if set, ok := detailNumbers[string(name)]; ok {
+		n, err := p.int()
+		set(k, n)
+		return err
+	}
+	return p.dec.SkipValue()
 }
 
 // readTags appends a key's tags to p.tags.
@@ -247,43 +245,32 @@ func (p *pageDecoder) open(kind jsontext.Kind) (bool, error) {
 	}
 }
 
-// bytes reads a string or null (nil); the text is valid until the next read.
-func (p *pageDecoder) bytes() ([]byte, error) {
+// text reads a string, or with scalar also a number or bool, as text; nil
+// for null. It is valid until the next read.
+func (p *pageDecoder) text(scalar bool) ([]byte, error) {
 	v, err := p.dec.ReadValue()
-	switch {
-	case err != nil || v.Kind() == 'n':
+	if err != nil {
 		return nil, err
-	case v.Kind() == '"':
-		return unquote(v)
 	}
-	return nil, fmt.Errorf("%s: expected a string, got %.20q", p.dec.StackPointer(), v)
+	if k := v.Kind(); !scalar && k != '"' && k != 'n' {
+		return nil, fmt.Errorf("%s: expected a string, got %.20q", p.dec.StackPointer(), v)
+	}
+	b, err := scalarText(v)
+	if err != nil {
+		err = fmt.Errorf("%s: %w", p.dec.StackPointer(), err)
+	}
+	return b, err
 }
 
-// string reads a string, or with scalar also a number or bool as text;
-// null is "". With repeats, texts that repeat from key to key (tags, the
-// domain, key specs) are allocated once a page.
+// string reads text as a string. With repeats, texts that repeat from key
+// to key (tags, the domain, key specs) are allocated once a page.
 func (p *pageDecoder) string(scalar, repeats bool) (string, error) {
-	v, err := p.dec.ReadValue()
-	if err != nil {
-		return "", err
-	}
-	var b []byte
-	if scalar || v.Kind() == '"' || v.Kind() == 'n' {
-		b, err = scalarText(v)
-	} else {
-		err = errors.New("expected a string")
-	}
-	if err != nil {
-		return "", fmt.Errorf("%s: %w", p.dec.StackPointer(), err)
-	}
-	if !repeats {
-		return string(b), nil
+	b, err := p.text(scalar)
+	if err != nil || !repeats {
+		return string(b), err
 	}
 	if s, ok := p.seen[string(b)]; ok {
 		return s, nil
-	}
-	if p.seen == nil {
-		p.seen = make(map[string]string, 64)
 	}
 	s := string(b)
 	if len(p.seen) < 1024 {
@@ -303,12 +290,4 @@ func (p *pageDecoder) int() (int64, error) {
 		err = fmt.Errorf("%s: %w", p.dec.StackPointer(), err)
 	}
 	return n, err
-}
-
-// sameOrNew returns s if b holds the same text, else b as a new string.
-func sameOrNew(b []byte, s string) string {
-	if string(b) == s {
-		return s
-	}
-	return string(b)
 }
