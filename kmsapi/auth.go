@@ -29,13 +29,11 @@ type Authenticator interface {
 
 // What the authenticators of this package do besides Authenticator.
 type (
-	// regionalAuthenticator asks the IAM of the request's region.
-	regionalAuthenticator interface {
-		authenticateIn(ctx context.Context, req *http.Request, body []byte, projectID, region string) error
+	// calling makes calls of its own (IAM login, metadata) through the
+	// Credential's caller, and asks the IAM of the request's region.
+	calling interface {
+		authenticateVia(ctx context.Context, h caller, req *http.Request, body []byte, projectID, region string) error
 	}
-	// envSetter makes calls of its own (IAM login, metadata) with the HTTP
-	// client, user agent and observer of the Credential it serves.
-	envSetter interface{ setEnv(caller) }
 	// rejecter's secrets expire (tokens, temporary keys): rejected drops what
 	// req was authenticated with, so a retry fetches fresh ones without
 	// dropping a newer one another call got.
@@ -43,7 +41,7 @@ type (
 	// projectLooker learns a project ID while logging in (a token scoped to
 	// the project name).
 	projectLooker interface {
-		lookupProject(ctx context.Context, region string) (string, error)
+		lookupProject(ctx context.Context, h caller, region string) (string, error)
 	}
 	// identified has a public identity the API locks after failed logins
 	// (the AK, the IAM user; "" for none), and hint says what to check
@@ -51,11 +49,11 @@ type (
 	identified interface{ identity() (id, hint string) }
 )
 
-func authenticate(ctx context.Context, a Authenticator, req *http.Request, body []byte, projectID, region string) error {
-	if ra, ok := a.(regionalAuthenticator); ok {
-		return ra.authenticateIn(ctx, req, body, projectID, region)
+func (c *Credential) authenticate(ctx context.Context, req *http.Request, body []byte, projectID, region string) error {
+	if a, ok := c.opts.Auth.(calling); ok {
+		return a.authenticateVia(ctx, c.http, req, body, projectID, region)
 	}
-	return a.Authenticate(ctx, req, body, projectID)
+	return c.opts.Auth.Authenticate(ctx, req, body, projectID)
 }
 
 // NewAKSK signs every request with an AK/SK pair; securityToken is set for
@@ -76,30 +74,6 @@ func (a *akskAuth) Invalidate() {}
 const akskHint = "check access_key and secret_key (and security_token)"
 
 func (a *akskAuth) identity() (string, string) { return "aksk\x00" + a.ak, akskHint }
-
-// authHTTP makes an authenticator's own calls with the caller of the
-// Credential it serves; a client of its own (the metadata service's) stays.
-type authHTTP struct {
-	envMu sync.Mutex
-	env   caller
-}
-
-func (h *authHTTP) setEnv(c caller) {
-	h.envMu.Lock()
-	defer h.envMu.Unlock()
-	c.client = cmp.Or(h.env.client, c.client)
-	h.env = c
-}
-
-func (h *authHTTP) do(ctx context.Context, r *request) error {
-	h.envMu.Lock()
-	if h.env.userAgent == "" { // used without a Credential
-		h.env = newCaller(h.env.client, "", nil)
-	}
-	c := h.env
-	h.envMu.Unlock()
-	return c.do(ctx, r)
-}
 
 // refreshAt is when a cached secret that expires at expires is replaced:
 // 1/fraction of its lifetime before, but no earlier than maxMargin before.
@@ -149,11 +123,10 @@ func NewECSMetadata(o ECSMetadataOptions) Authenticator {
 			},
 		}
 	}
-	return &ecsAuth{o: o, authHTTP: authHTTP{env: caller{client: o.HTTPClient}}}
+	return &ecsAuth{o: o}
 }
 
 type ecsAuth struct {
-	authHTTP
 	o   ECSMetadataOptions
 	sf  flight.Group[string, *ecsKey]
 	mu  sync.Mutex
@@ -169,13 +142,18 @@ func (a *ecsAuth) identity() (string, string) {
 	return "ecs\x00" + a.o.Endpoint, "check the ECS agency of this instance"
 }
 
-func (a *ecsAuth) Authenticate(ctx context.Context, req *http.Request, body []byte, _ string) error {
+func (a *ecsAuth) Authenticate(ctx context.Context, req *http.Request, body []byte, projectID string) error {
+	return a.authenticateVia(ctx, newCaller(nil, "", nil), req, body, projectID, "")
+}
+
+func (a *ecsAuth) authenticateVia(ctx context.Context, h caller, req *http.Request, body []byte, _, _ string) error {
 	a.mu.Lock()
 	k := a.cur
 	a.mu.Unlock()
 	if k == nil || !a.o.Now().Before(k.refreshAt) {
 		var err error
-		k, err = sharedFlight(ctx, &a.sf, "key", EndpointECSMetadata, a.fetch)
+		h.client = a.o.HTTPClient // the metadata service's, never a proxy
+		k, err = sharedFlight(ctx, &a.sf, "key", EndpointECSMetadata, func(ctx context.Context) (*ecsKey, error) { return a.fetch(ctx, h) })
 		if err != nil {
 			return err
 		}
@@ -185,10 +163,10 @@ func (a *ecsAuth) Authenticate(ctx context.Context, req *http.Request, body []by
 	return nil
 }
 
-func (a *ecsAuth) fetch(ctx context.Context) (*ecsKey, error) {
+func (a *ecsAuth) fetch(ctx context.Context, h caller) (*ecsKey, error) {
 	var tok []byte
 	// The session token is optional: older metadata services lack it.
-	err := a.do(ctx, &request{endpoint: EndpointECSMetadata, method: http.MethodPut, url: a.o.Endpoint + "/meta-data/latest/api/token",
+	err := h.do(ctx, &request{endpoint: EndpointECSMetadata, method: http.MethodPut, url: a.o.Endpoint + "/meta-data/latest/api/token",
 		header: http.Header{"X-Metadata-Token-Ttl-Seconds": {"21600"}}, decode: readAll(&tok)})
 	if ctx.Err() != nil {
 		return nil, &Error{Endpoint: EndpointECSMetadata, Err: ctx.Err()}
@@ -198,7 +176,7 @@ func (a *ecsAuth) fetch(ctx context.Context) (*ecsKey, error) {
 		hdr.Set("X-Metadata-Token", t)
 	}
 	var sk securityKey
-	err = a.do(ctx, &request{endpoint: EndpointECSMetadata, method: http.MethodGet, url: a.o.Endpoint + "/openstack/latest/securitykey", header: hdr,
+	err = h.do(ctx, &request{endpoint: EndpointECSMetadata, method: http.MethodGet, url: a.o.Endpoint + "/openstack/latest/securitykey", header: hdr,
 		decode: func(_ *http.Response, body io.Reader) (err error) {
 			sk, err = decodeSecurityKey(body)
 			return err

@@ -107,9 +107,6 @@ func NewCredential(o CredentialOptions) (*Credential, error) {
 		sem:     make(chan struct{}, o.Concurrency),
 	}
 	c.restorePause()
-	if s, ok := o.Auth.(envSetter); ok {
-		s.setEnv(c.http)
-	}
 	return c, nil
 }
 
@@ -260,6 +257,6 @@ func (c *Credential) send(ctx context.Context, r *request) attempt {
 		if r.projectID != "" {
 			req.Header.Set("X-Project-Id", r.projectID)
 		}
-		return authenticate(ctx, c.opts.Auth, req, r.body, r.projectID, r.region)
+		return c.authenticate(ctx, req, r.body, r.projectID, r.region)
 	})
 }

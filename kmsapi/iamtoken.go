@@ -90,7 +90,6 @@ type tokenLogin struct {
 // for concurrent callers.
 type tokenSource struct {
 	tokenLogin
-	authHTTP
 	sf     flight.Group[string, *iamToken]
 	mu     sync.Mutex
 	tokens map[string]*iamToken // by scopeKey
@@ -128,13 +127,13 @@ func scopeKey(projectID, projectName string) string {
 }
 
 func (s *tokenSource) Authenticate(ctx context.Context, req *http.Request, body []byte, projectID string) error {
-	return s.authenticateIn(ctx, req, body, projectID, "")
+	return s.authenticateVia(ctx, newCaller(nil, "", nil), req, body, projectID, "")
 }
 
-// authenticateIn asks the IAM of region: the token of a project is issued
+// authenticateVia asks the IAM of region: the token of a project is issued
 // by the IAM of the project's region.
-func (s *tokenSource) authenticateIn(ctx context.Context, req *http.Request, _ []byte, projectID, region string) error {
-	t, err := s.token(ctx, region, projectID, "")
+func (s *tokenSource) authenticateVia(ctx context.Context, h caller, req *http.Request, _ []byte, projectID, region string) error {
+	t, err := s.token(ctx, h, region, projectID, "")
 	if err != nil {
 		return err
 	}
@@ -144,8 +143,8 @@ func (s *tokenSource) authenticateIn(ctx context.Context, req *http.Request, _ [
 
 // lookupProject gets a token scoped to the project named after region and
 // reads the project's ID from it; the token stays cached for KMS calls.
-func (s *tokenSource) lookupProject(ctx context.Context, region string) (string, error) {
-	t, err := s.token(ctx, region, "", region)
+func (s *tokenSource) lookupProject(ctx context.Context, h caller, region string) (string, error) {
+	t, err := s.token(ctx, h, region, "", region)
 	if err != nil {
 		return "", err
 	}
@@ -155,7 +154,7 @@ func (s *tokenSource) lookupProject(ctx context.Context, region string) (string,
 	return t.projectID, nil
 }
 
-func (s *tokenSource) token(ctx context.Context, region, projectID, projectName string) (*iamToken, error) {
+func (s *tokenSource) token(ctx context.Context, h caller, region, projectID, projectName string) (*iamToken, error) {
 	key := scopeKey(projectID, projectName)
 	s.mu.Lock()
 	t := s.tokens[key]
@@ -164,13 +163,13 @@ func (s *tokenSource) token(ctx context.Context, region, projectID, projectName 
 		return t, nil
 	}
 	return sharedFlight(ctx, &s.sf, key, EndpointIAMToken, func(ctx context.Context) (*iamToken, error) {
-		return s.login(ctx, region, projectID, projectName)
+		return s.login(ctx, h, region, projectID, projectName)
 	})
 }
 
 // login asks the IAM of region for a token scoped to the project (by ID or,
 // to look one up, by name), or else for calls of no project.
-func (s *tokenSource) login(ctx context.Context, region, projectID, projectName string) (*iamToken, error) {
+func (s *tokenSource) login(ctx context.Context, h caller, region, projectID, projectName string) (*iamToken, error) {
 	auth, err := s.auth()
 	if err != nil {
 		return nil, &Error{Endpoint: EndpointIAMToken, Err: err}
@@ -185,7 +184,7 @@ func (s *tokenSource) login(ctx context.Context, region, projectID, projectName 
 	}
 	body, _ := json.Marshal(obj{"auth": auth}) // strings only: cannot fail
 	var t *iamToken
-	err = s.do(ctx, &request{endpoint: EndpointIAMToken, method: http.MethodPost, url: cmp.Or(s.iamEndpoint, regions.IAMEndpoint(region)) + s.path,
+	err = h.do(ctx, &request{endpoint: EndpointIAMToken, method: http.MethodPost, url: cmp.Or(s.iamEndpoint, regions.IAMEndpoint(region)) + s.path,
 		header: s.header, body: body, decode: func(resp *http.Response, body io.Reader) (err error) {
 			t, err = s.issued(resp, body, projectID, projectName)
 			return err

@@ -72,24 +72,21 @@ func (c *Credential) enter(ctx context.Context, endpoint string) (gen uint64, pr
 	g := &c.gate
 	for {
 		g.mu.Lock()
-		if g.failures > 0 && c.opts.Now().Before(g.until) {
+		gen, wait := g.gen, g.probe
+		switch {
+		case g.failures > 0 && c.opts.Now().Before(g.until):
 			err := &pausedError{name: c.opts.Name, until: g.until, last: g.last}
 			g.mu.Unlock()
-			apitrace.Note(ctx, "%s: not sent: credential %s paused until %s after %v", endpoint, c.opts.Name, err.until.UTC().Format(time.RFC3339), err.last)
+			apitrace.Note(ctx, "%s: not sent: credential %s paused until %s after %v", endpoint, err.name, err.until.UTC().Format(time.RFC3339), err.last)
 			return 0, false, err
-		}
-		if g.ok {
-			gen := g.gen
+		case g.ok:
 			g.mu.Unlock()
 			return gen, false, nil
-		}
-		if g.probe == nil {
+		case wait == nil:
 			g.probe = make(chan struct{})
-			gen := g.gen
 			g.mu.Unlock()
 			return gen, true, nil
 		}
-		wait := g.probe
 		g.mu.Unlock()
 		select {
 		case <-wait:
@@ -115,9 +112,7 @@ func (c *Credential) leave(gen uint64, probe bool, err error) {
 	if rejected {
 		// Every 401 counts at the API, a late one too.
 		g.recent = append(g.recent, c.opts.Now())
-		if len(g.recent) > lockoutBudget {
-			g.recent = g.recent[len(g.recent)-lockoutBudget:]
-		}
+		g.recent = g.recent[max(0, len(g.recent)-lockoutBudget):]
 	}
 	if gen != g.gen {
 		// Started before a newer failure: its answer says nothing new about
@@ -220,16 +215,11 @@ func (c *Credential) restorePause() {
 	}
 	now := c.opts.Now()
 	g := &c.gate
-	for _, t := range st.Recent {
-		// A time from the future (a clock stepped back, an edited file)
-		// counts as now.
-		if t.After(now) {
+	for _, t := range st.Recent[max(0, len(st.Recent)-lockoutBudget):] {
+		if t.After(now) { // a clock stepped back, an edited file
 			t = now
 		}
 		g.recent = append(g.recent, t)
-	}
-	if len(g.recent) > lockoutBudget {
-		g.recent = g.recent[len(g.recent)-lockoutBudget:]
 	}
 	g.failures = max(0, min(st.Failures, 64))
 	if g.failures == 0 {

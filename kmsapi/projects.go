@@ -21,7 +21,7 @@ func (c *Credential) LookupProject(ctx context.Context, region string) (id strin
 			if _, err := c.waitLimit(ctx); err != nil {
 				return attempt{err: &Error{Endpoint: EndpointIAMToken, Err: err}}
 			}
-			id, err = l.lookupProject(ctx, region)
+			id, err = l.lookupProject(ctx, c.http, region)
 			e, _ := asError(err)
 			return attempt{err: err, retry: e != nil && retryableStatus(e.StatusCode)}
 		})
