@@ -86,7 +86,7 @@ func refreshAt(now, expires time.Time, fraction int, maxMargin time.Duration) ti
 
 // sharedFlight runs fn once for concurrent callers of key; it runs on its
 // own context, so a caller with a short deadline does not fail the others.
-func sharedFlight[T any](ctx context.Context, g *flight.Group[string, T], key, endpoint string, fn func(context.Context) (T, error)) (T, error) {
+func sharedFlight[K comparable, T any](ctx context.Context, g *flight.Group[K, T], key K, endpoint string, fn func(context.Context) (T, error)) (T, error) {
 	v, err := g.Do(ctx, key, fn)
 	if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 		return v, &Error{Endpoint: endpoint, Err: err}
@@ -128,7 +128,7 @@ func NewECSMetadata(o ECSMetadataOptions) Authenticator {
 
 type ecsAuth struct {
 	o   ECSMetadataOptions
-	sf  flight.Group[string, *ecsKey]
+	sf  flight.Group[struct{}, *ecsKey]
 	mu  sync.Mutex
 	cur *ecsKey
 }
@@ -153,7 +153,7 @@ func (a *ecsAuth) authenticateVia(ctx context.Context, h caller, req *http.Reque
 	if k == nil || !a.o.Now().Before(k.refreshAt) {
 		var err error
 		h.client = a.o.HTTPClient // the metadata service's, never a proxy
-		k, err = sharedFlight(ctx, &a.sf, "key", EndpointECSMetadata, func(ctx context.Context) (*ecsKey, error) { return a.fetch(ctx, h) })
+		k, err = sharedFlight(ctx, &a.sf, struct{}{}, EndpointECSMetadata, func(ctx context.Context) (*ecsKey, error) { return a.fetch(ctx, h) })
 		if err != nil {
 			return err
 		}

@@ -176,32 +176,6 @@ func decodeRegions(r io.Reader) ([]string, error) {
 	return *w.Regions, nil
 }
 
-// decodeProjects picks the one project named name from GET /v3/projects.
-func decodeProjects(r io.Reader, name string) (string, error) {
-	var w struct {
-		Projects *[]struct {
-			ID   string `json:"id"`
-			Name string `json:"name"`
-		} `json:"projects"`
-	}
-	if err := unmarshal(EndpointIAMProjects, r, &w, "projects", func() bool { return w.Projects != nil }); err != nil {
-		return "", err
-	}
-	var ids []string
-	for _, p := range *w.Projects {
-		if p.Name == name && p.ID != "" {
-			ids = append(ids, p.ID)
-		}
-	}
-	switch len(ids) {
-	case 0:
-		return "", decodeError(EndpointIAMProjects, "no project named %q", name)
-	case 1:
-		return ids[0], nil
-	}
-	return "", decodeError(EndpointIAMProjects, "%d projects named %q", len(ids), name)
-}
-
 // decodeTokenBody reads expires_at and the project of an IAM token answer.
 // The token itself travels in the X-Subject-Token header.
 func decodeTokenBody(body io.Reader) (expires time.Time, projectID string, err error) {
@@ -284,10 +258,7 @@ type errorFields struct {
 // {"error_code","error_msg","request_id"}, or IAM's {"error":{"code","message"}}.
 // A body that is not JSON still gives the status.
 func parseError(endpoint string, status int, header http.Header, body []byte) *Error {
-	e := &Error{Endpoint: endpoint, StatusCode: status}
-	if header != nil {
-		e.RequestID = header.Get("X-Request-Id")
-	}
+	e := &Error{Endpoint: endpoint, StatusCode: status, RequestID: header.Get("X-Request-Id")}
 	var w struct {
 		errorFields
 		Error jsontext.Value `json:"error"`
@@ -310,9 +281,7 @@ func parseError(endpoint string, status int, header http.Header, body []byte) *E
 	}
 	e.Code = clean(string(cmp.Or(f.ErrorCode, f.Code)))
 	e.Message = clean(string(cmp.Or(f.ErrorMsg, f.Message)))
-	if e.RequestID == "" {
-		e.RequestID = clean(string(f.RequestID))
-	}
+	e.RequestID = cmp.Or(e.RequestID, clean(string(f.RequestID)))
 	return e
 }
 

@@ -2,7 +2,6 @@ package kmsapi
 
 import (
 	"errors"
-	"fmt"
 	"net/http"
 	"strconv"
 )
@@ -32,15 +31,15 @@ func (e *Error) Error() string {
 		if e.Message != "" {
 			s += ": " + e.Message
 		}
-	}
-	if e.Err != nil {
-		if e.StatusCode != 0 && e.StatusCode != http.StatusOK {
+		if e.Err != nil {
 			s += ": "
 		}
+	}
+	if e.Err != nil {
 		s += e.Err.Error()
 	}
 	if e.RequestID != "" {
-		s += fmt.Sprintf(" (request_id=%s)", e.RequestID)
+		s += " (request_id=" + e.RequestID + ")"
 	}
 	return s
 }

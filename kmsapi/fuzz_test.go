@@ -96,7 +96,7 @@ func FuzzDecodeRegions(f *testing.F) {
 func FuzzDecodeProjects(f *testing.F) {
 	f.Add([]byte(`{"projects":[{"id":"p-1","name":"cn-north-4","domain_id":"d","enabled":true}]}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		id, err := decodeProjects(bytes.NewReader(b), "cn-north-4")
+		id, err := projectNamed(bytes.NewReader(b), "cn-north-4")
 		checkDecodeErr(t, EndpointIAMProjects, err)
 		if err == nil && id == "" {
 			t.Fatal("empty project ID without error")

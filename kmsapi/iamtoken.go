@@ -90,9 +90,19 @@ type tokenLogin struct {
 // for concurrent callers.
 type tokenSource struct {
 	tokenLogin
-	sf     flight.Group[string, *iamToken]
+	sf     flight.Group[scope, *iamToken]
 	mu     sync.Mutex
-	tokens map[string]*iamToken // by scopeKey
+	tokens map[scope]*iamToken
+}
+
+// scope is what a token is for: a project by ID, or by name to look its ID
+// up; neither for calls of no project.
+type scope struct{ projectID, projectName string }
+
+type iamToken struct {
+	value     string
+	projectID string
+	refreshAt time.Time
 }
 
 func newTokenSource(l tokenLogin) *tokenSource {
@@ -103,28 +113,10 @@ func newTokenSource(l tokenLogin) *tokenSource {
 	h := http.Header{"Content-Type": {"application/json;charset=UTF-8"}}
 	maps.Copy(h, l.header)
 	l.header = h
-	return &tokenSource{tokenLogin: l, tokens: map[string]*iamToken{}}
+	return &tokenSource{tokenLogin: l, tokens: map[scope]*iamToken{}}
 }
 
 func (s *tokenSource) identity() (string, string) { return s.id, s.hint }
-
-type iamToken struct {
-	value     string
-	projectID string
-	refreshAt time.Time
-}
-
-// scopeKey names the cache slot of a token: by project ID, by project name
-// (for lookups), or the domain for calls scoped to no project.
-func scopeKey(projectID, projectName string) string {
-	switch {
-	case projectID != "":
-		return "id:" + projectID
-	case projectName != "":
-		return "name:" + projectName
-	}
-	return "domain"
-}
 
 func (s *tokenSource) Authenticate(ctx context.Context, req *http.Request, body []byte, projectID string) error {
 	return s.authenticateVia(ctx, newCaller(nil, "", nil), req, body, projectID, "")
@@ -133,69 +125,65 @@ func (s *tokenSource) Authenticate(ctx context.Context, req *http.Request, body 
 // authenticateVia asks the IAM of region: the token of a project is issued
 // by the IAM of the project's region.
 func (s *tokenSource) authenticateVia(ctx context.Context, h caller, req *http.Request, _ []byte, projectID, region string) error {
-	t, err := s.token(ctx, h, region, projectID, "")
-	if err != nil {
-		return err
+	t, err := s.token(ctx, h, region, scope{projectID: projectID})
+	if err == nil {
+		req.Header.Set("X-Auth-Token", t.value)
 	}
-	req.Header.Set("X-Auth-Token", t.value)
-	return nil
+	return err
 }
 
 // lookupProject gets a token scoped to the project named after region and
 // reads the project's ID from it; the token stays cached for KMS calls.
 func (s *tokenSource) lookupProject(ctx context.Context, h caller, region string) (string, error) {
-	t, err := s.token(ctx, h, region, "", region)
+	t, err := s.token(ctx, h, region, scope{projectName: region})
+	if err == nil && t.projectID == "" {
+		err = &Error{Endpoint: EndpointIAMToken, StatusCode: http.StatusCreated, Err: fmt.Errorf("token for project %q names no project ID", region)}
+	}
 	if err != nil {
 		return "", err
-	}
-	if t.projectID == "" {
-		return "", &Error{Endpoint: EndpointIAMToken, StatusCode: http.StatusCreated, Err: fmt.Errorf("token for project %q names no project ID", region)}
 	}
 	return t.projectID, nil
 }
 
-func (s *tokenSource) token(ctx context.Context, h caller, region, projectID, projectName string) (*iamToken, error) {
-	key := scopeKey(projectID, projectName)
+func (s *tokenSource) token(ctx context.Context, h caller, region string, sc scope) (*iamToken, error) {
 	s.mu.Lock()
-	t := s.tokens[key]
+	t := s.tokens[sc]
 	s.mu.Unlock()
 	if t != nil && s.now().Before(t.refreshAt) {
 		return t, nil
 	}
-	return sharedFlight(ctx, &s.sf, key, EndpointIAMToken, func(ctx context.Context) (*iamToken, error) {
-		return s.login(ctx, h, region, projectID, projectName)
+	return sharedFlight(ctx, &s.sf, sc, EndpointIAMToken, func(ctx context.Context) (*iamToken, error) {
+		return s.login(ctx, h, region, sc)
 	})
 }
 
-// login asks the IAM of region for a token scoped to the project (by ID or,
-// to look one up, by name), or else for calls of no project.
-func (s *tokenSource) login(ctx context.Context, h caller, region, projectID, projectName string) (*iamToken, error) {
+// login asks the IAM of region for a token for sc.
+func (s *tokenSource) login(ctx context.Context, h caller, region string, sc scope) (t *iamToken, err error) {
 	auth, err := s.auth()
 	if err != nil {
 		return nil, &Error{Endpoint: EndpointIAMToken, Err: err}
 	}
 	switch {
-	case projectID != "":
-		auth["scope"] = obj{"project": obj{"id": projectID}}
-	case projectName != "":
-		auth["scope"] = obj{"project": obj{"name": projectName}}
+	case sc.projectID != "":
+		auth["scope"] = obj{"project": obj{"id": sc.projectID}}
+	case sc.projectName != "":
+		auth["scope"] = obj{"project": obj{"name": sc.projectName}}
 	case s.unscoped != nil:
 		auth["scope"] = s.unscoped
 	}
 	body, _ := json.Marshal(obj{"auth": auth}) // strings only: cannot fail
-	var t *iamToken
 	err = h.do(ctx, &request{endpoint: EndpointIAMToken, method: http.MethodPost, url: cmp.Or(s.iamEndpoint, regions.IAMEndpoint(region)) + s.path,
 		header: s.header, body: body, decode: func(resp *http.Response, body io.Reader) (err error) {
-			t, err = s.issued(resp, body, projectID, projectName)
+			t, err = s.issued(resp, body, sc)
 			return err
 		}})
 	return t, err
 }
 
 // issued takes the token of an IAM answer (the X-Subject-Token header,
-// token.expires_at and the project in the body) and caches it for the
-// scope it was asked for.
-func (s *tokenSource) issued(resp *http.Response, body io.Reader, projectID, projectName string) (*iamToken, error) {
+// token.expires_at and the project in the body) and caches it for sc, and
+// for a lookup by name also for the project's ID.
+func (s *tokenSource) issued(resp *http.Response, body io.Reader, sc scope) (*iamToken, error) {
 	value := resp.Header.Get("X-Subject-Token")
 	if value == "" {
 		return nil, decodeError(EndpointIAMToken, "answer lacks X-Subject-Token")
@@ -208,14 +196,14 @@ func (s *tokenSource) issued(resp *http.Response, body io.Reader, projectID, pro
 	if !expires.After(now) {
 		return nil, decodeError(EndpointIAMToken, "token expired at %s on arrival; check the clock", expires.Format(time.RFC3339))
 	}
-	if projectID != "" && pid != "" && pid != projectID {
-		return nil, decodeError(EndpointIAMToken, "token is scoped to project %s, not %s", pid, projectID)
+	if sc.projectID != "" && pid != "" && pid != sc.projectID {
+		return nil, decodeError(EndpointIAMToken, "token is scoped to project %s, not %s", pid, sc.projectID)
 	}
 	t := &iamToken{value: value, projectID: pid, refreshAt: refreshAt(now, expires, 10, 30*time.Minute)}
 	s.mu.Lock()
-	s.tokens[scopeKey(projectID, projectName)] = t
-	if projectName != "" && pid != "" {
-		s.tokens[scopeKey(pid, "")] = t
+	s.tokens[sc] = t
+	if sc.projectName != "" && pid != "" {
+		s.tokens[scope{projectID: pid}] = t
 	}
 	s.mu.Unlock()
 	return t, nil
@@ -232,9 +220,5 @@ func (s *tokenSource) rejected(req *http.Request) {
 	v := req.Header.Get("X-Auth-Token")
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for k, t := range s.tokens {
-		if t.value == v {
-			delete(s.tokens, k)
-		}
-	}
+	maps.DeleteFunc(s.tokens, func(_ scope, t *iamToken) bool { return t.value == v })
 }

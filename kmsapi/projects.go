@@ -30,7 +30,7 @@ func (c *Credential) LookupProject(ctx context.Context, region string) (id strin
 	err = c.do(ctx, &request{endpoint: EndpointIAMProjects, method: http.MethodGet,
 		url: c.iamEndpoint(region) + "/v3/projects?name=" + url.QueryEscape(region),
 		decode: func(_ *http.Response, body io.Reader) (err error) {
-			id, err = decodeProjects(body, region)
+			id, err = projectNamed(body, region)
 			return err
 		}})
 	return id, err
@@ -69,7 +69,7 @@ func (c *Credential) ListProjects(ctx context.Context) ([]Project, error) {
 		var link string
 		err := c.do(ctx, &request{endpoint: EndpointIAMProjectList, method: http.MethodGet, url: next,
 			decode: func(_ *http.Response, body io.Reader) (err error) {
-				page, link, err = decodeProjectList(body)
+				page, link, err = decodeProjects(EndpointIAMProjectList, body)
 				return err
 			}})
 		if err != nil {
@@ -96,9 +96,9 @@ func (c *Credential) ListProjects(ctx context.Context) ([]Project, error) {
 	return nil, decodeError(EndpointIAMProjectList, "more than %d pages of projects", maxProjectPages)
 }
 
-// decodeProjectList reads one page of GET /v3/auth/projects and its
-// links.next ("" when absent or null).
-func decodeProjectList(body io.Reader) ([]Project, string, error) {
+// decodeProjects reads the projects of an answer of endpoint (GET
+// /v3/projects or /v3/auth/projects) and its links.next ("" for none).
+func decodeProjects(endpoint string, body io.Reader) ([]Project, string, error) {
 	var w struct {
 		Projects *[]struct {
 			ID       string `json:"id"`
@@ -108,22 +108,35 @@ func decodeProjectList(body io.Reader) ([]Project, string, error) {
 			Enabled  *bool  `json:"enabled"`
 		} `json:"projects"`
 		Links struct {
-			Next *string `json:"next"`
+			Next string `json:"next"`
 		} `json:"links"`
 	}
-	if err := unmarshal(EndpointIAMProjectList, body, &w, "projects", func() bool { return w.Projects != nil }); err != nil {
+	if err := unmarshal(endpoint, body, &w, "projects", func() bool { return w.Projects != nil }); err != nil {
 		return nil, "", err
 	}
 	out := make([]Project, 0, len(*w.Projects))
 	for _, p := range *w.Projects {
-		out = append(out, Project{
-			ID: p.ID, Name: p.Name, DomainID: p.DomainID, ParentID: p.ParentID,
-			Enabled: p.Enabled == nil || *p.Enabled,
-		})
+		out = append(out, Project{ID: p.ID, Name: p.Name, DomainID: p.DomainID, ParentID: p.ParentID, Enabled: p.Enabled == nil || *p.Enabled})
 	}
-	next := ""
-	if w.Links.Next != nil {
-		next = *w.Links.Next
+	return out, w.Links.Next, nil
+}
+
+// projectNamed picks the one project named name from GET /v3/projects.
+func projectNamed(body io.Reader, name string) (string, error) {
+	projects, _, err := decodeProjects(EndpointIAMProjects, body)
+	var ids []string
+	for _, p := range projects {
+		if p.Name == name && p.ID != "" {
+			ids = append(ids, p.ID)
+		}
 	}
-	return out, next, nil
+	switch {
+	case err != nil:
+		return "", err
+	case len(ids) == 1:
+		return ids[0], nil
+	case len(ids) == 0:
+		return "", decodeError(EndpointIAMProjects, "no project named %q", name)
+	}
+	return "", decodeError(EndpointIAMProjects, "%d projects named %q", len(ids), name)
 }

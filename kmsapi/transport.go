@@ -87,11 +87,7 @@ type caller struct {
 // the answer: an error status becomes an *Error, a 2xx answer goes to
 // r.decode. call gets what a Trace shows of the attempt.
 func (h caller) exchange(ctx context.Context, r *request, call *apitrace.Event, prepare func(*http.Request) error) attempt {
-	var rd io.Reader
-	if r.body != nil {
-		rd = bytes.NewReader(r.body)
-	}
-	req, err := http.NewRequestWithContext(ctx, r.method, r.url, rd)
+	req, err := http.NewRequestWithContext(ctx, r.method, r.url, bytes.NewReader(r.body))
 	if err != nil {
 		return attempt{err: &Error{Endpoint: r.endpoint, Err: withoutUserinfo(err)}, call: call}
 	}
@@ -107,24 +103,26 @@ func (h caller) exchange(ctx context.Context, r *request, call *apitrace.Event, 
 			return attempt{err: &Error{Endpoint: r.endpoint, Err: err}, call: call}
 		}
 	}
-	start := time.Now()
+	start, code := time.Now(), "error"
+	defer func() {
+		// The duration includes decoding, which is interleaved with reading.
+		call.Took = time.Since(start)
+		if h.observer != nil {
+			h.observer(RequestInfo{Region: r.region, Endpoint: r.endpoint, Code: code, Duration: call.Took})
+		}
+	}()
 	resp, err := h.client.Do(req)
 	if err != nil {
-		call.Took = time.Since(start)
-		h.observe(r, "error", call.Took)
 		err = withoutUserinfo(cmp.Or(ctx.Err(), err))
-		return attempt{err: &Error{Endpoint: r.endpoint, Err: err}, retry: ctx.Err() == nil && !isCertError(err), req: req, call: call}
+		certErr := errors.As(err, new(*tls.CertificateVerificationError))
+		return attempt{err: &Error{Endpoint: r.endpoint, Err: err}, retry: ctx.Err() == nil && !certErr, req: req, call: call}
 	}
 	// Closing frees the connection also when the body was not read to the
 	// end (over the cap, or a read error).
 	defer resp.Body.Close()
-	call.Status, call.RequestID = resp.StatusCode, resp.Header.Get("X-Request-Id")
+	code, call.Status, call.RequestID = strconv.Itoa(resp.StatusCode), resp.StatusCode, resp.Header.Get("X-Request-Id")
 	a := answer(ctx, r, resp)
 	a.req, a.call = req, call
-	// The observed duration includes decoding, which is interleaved with
-	// reading (a few ms for a 1000-key page).
-	call.Took = time.Since(start)
-	h.observe(r, strconv.Itoa(resp.StatusCode), call.Took)
 	return a
 }
 
@@ -146,12 +144,6 @@ func trace(ctx context.Context, a attempt, n int, backoff time.Duration) {
 			e.Err = a.err.Error()
 		}
 		t.Add(e)
-	}
-}
-
-func (h caller) observe(r *request, code string, d time.Duration) {
-	if h.observer != nil {
-		h.observer(RequestInfo{Region: r.region, Endpoint: r.endpoint, Code: code, Duration: d})
 	}
 }
 
@@ -258,23 +250,14 @@ func redactURL(raw string) string {
 		u.User = nil
 		return u.String()
 	}
-	scheme, rest, ok := strings.Cut(raw, "//")
-	if at := strings.LastIndex(rest, "@"); ok && at >= 0 {
-		return scheme + "//" + rest[at+1:]
+	if scheme, rest, ok := strings.Cut(raw, "//"); ok {
+		return scheme + "//" + rest[strings.LastIndex(rest, "@")+1:]
 	}
 	return raw
 }
 
+// retryableStatus: throttled (429), or a server error that a later
+// attempt may not meet (500, 502, 503, 504).
 func retryableStatus(code int) bool {
-	switch code {
-	case http.StatusTooManyRequests, http.StatusInternalServerError, http.StatusBadGateway,
-		http.StatusServiceUnavailable, http.StatusGatewayTimeout:
-		return true
-	}
-	return false
-}
-
-func isCertError(err error) bool {
-	var ce *tls.CertificateVerificationError
-	return errors.As(err, &ce)
+	return code == http.StatusTooManyRequests || code >= 500 && code <= 504 && code != http.StatusNotImplemented
 }

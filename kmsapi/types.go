@@ -25,20 +25,14 @@ const (
 	StatePendingImport     KeyState = 5
 )
 
+var stateNames = [...]string{StatePendingActivation: "pending_activation", StateEnabled: "enabled",
+	StateDisabled: "disabled", StatePendingDeletion: "pending_deletion", StatePendingImport: "pending_import"}
+
 // String gives the metric label value of a state; "unknown" for anything the
 // API does not document.
 func (s KeyState) String() string {
-	switch s {
-	case StatePendingActivation:
-		return "pending_activation"
-	case StateEnabled:
-		return "enabled"
-	case StateDisabled:
-		return "disabled"
-	case StatePendingDeletion:
-		return "pending_deletion"
-	case StatePendingImport:
-		return "pending_import"
+	if s > 0 && int(s) < len(stateNames) {
+		return stateNames[s]
 	}
 	return "unknown"
 }
