@@ -3,13 +3,15 @@
 package sign
 
 import (
+	"cmp"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 )
@@ -49,7 +51,7 @@ func SignedHeaders(h http.Header) []string {
 		}
 		names = append(names, lk)
 	}
-	sort.Strings(names)
+	slices.Sort(names)
 	return names
 }
 
@@ -65,34 +67,17 @@ func Signature(req *http.Request, body []byte, signedHeaders []string, sk, sdkDa
 }
 
 func canonicalRequest(req *http.Request, body []byte, signedHeaders []string) string {
-	var b strings.Builder
-	b.WriteString(req.Method)
-	b.WriteByte('\n')
-	b.WriteString(canonicalURI(req.URL))
-	b.WriteByte('\n')
-	b.WriteString(canonicalQuery(req.URL.Query()))
-	b.WriteByte('\n')
+	var headers strings.Builder
 	for _, name := range signedHeaders {
-		var v string
+		v := req.Header.Get(name)
 		if name == "host" {
-			v = req.Host
-			if v == "" {
-				v = req.URL.Host
-			}
-		} else {
-			v = req.Header.Get(name)
+			v = cmp.Or(req.Host, req.URL.Host)
 		}
-		b.WriteString(name)
-		b.WriteByte(':')
-		b.WriteString(strings.TrimSpace(v))
-		b.WriteByte('\n')
+		headers.WriteString(name + ":" + strings.TrimSpace(v) + "\n")
 	}
-	b.WriteByte('\n')
-	b.WriteString(strings.Join(signedHeaders, ";"))
-	b.WriteByte('\n')
 	bodyHash := sha256.Sum256(body)
-	b.WriteString(hex.EncodeToString(bodyHash[:]))
-	return b.String()
+	return strings.Join([]string{req.Method, canonicalURI(req.URL), canonicalQuery(req.URL.Query()),
+		headers.String(), strings.Join(signedHeaders, ";"), hex.EncodeToString(bodyHash[:])}, "\n")
 }
 
 func canonicalURI(u *url.URL) string {
@@ -111,16 +96,9 @@ func canonicalURI(u *url.URL) string {
 }
 
 func canonicalQuery(q url.Values) string {
-	keys := make([]string, 0, len(q))
-	for k := range q {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
 	var parts []string
-	for _, k := range keys {
-		vals := append([]string(nil), q[k]...)
-		sort.Strings(vals)
-		for _, v := range vals {
+	for _, k := range slices.Sorted(maps.Keys(q)) {
+		for _, v := range slices.Sorted(slices.Values(q[k])) {
 			parts = append(parts, escape(k)+"="+escape(v))
 		}
 	}
