@@ -117,13 +117,7 @@ func (c *Client) filterKeys(ctx context.Context, offset int, dst []Key) (page ke
 		page, err = decodeKeyPage(body, resp.ContentLength, dst)
 		return err
 	})
-	if err != nil {
-		return keyPage{}, err
-	}
-	if len(page.Keys) > MaxPageSize {
-		return keyPage{}, decodeError(EndpointResourceInstances, "page at offset %d holds %d keys, more than the limit %d", offset, len(page.Keys), MaxPageSize)
-	}
-	return page, nil
+	return page, err
 }
 
 // regionsPageSize is the page size asked of the regions list, and

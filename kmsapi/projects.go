@@ -62,7 +62,7 @@ func (c *Credential) ListProjects(ctx context.Context) ([]Project, error) {
 		return nil, &Error{Endpoint: EndpointIAMProjectList, Err: withoutUserinfo(err)}
 	}
 	next := iam + "/v3/auth/projects"
-	var all []Project
+	all := []Project{}
 	seen := map[string]bool{}
 	for range maxProjectPages {
 		var page []Project
@@ -82,9 +82,6 @@ func (c *Credential) ListProjects(ctx context.Context) ([]Project, error) {
 			}
 		}
 		if link == "" || len(page) == 0 {
-			if all == nil {
-				all = []Project{}
-			}
 			return all, nil
 		}
 		u, err := base.Parse(link)
