@@ -143,7 +143,7 @@ func (a *ecsAuth) identity() (string, string) {
 }
 
 func (a *ecsAuth) Authenticate(ctx context.Context, req *http.Request, body []byte, projectID string) error {
-	return a.authenticateVia(ctx, newCaller(nil, "", nil), req, body, projectID, "")
+	return a.authenticateVia(ctx, newCaller(nil, nil), req, body, projectID, "")
 }
 
 func (a *ecsAuth) authenticateVia(ctx context.Context, h caller, req *http.Request, body []byte, _, _ string) error {

@@ -25,8 +25,6 @@ import (
 const (
 	DefaultRequestsPerSecond = 10
 	DefaultConcurrency       = 8
-	defaultAuthPauseMin      = 30 * time.Second
-	defaultAuthPauseMax      = 5 * time.Minute
 )
 
 // Retry tunables, variables so tests can shrink them.
@@ -45,12 +43,7 @@ type CredentialOptions struct {
 	RequestsPerSecond float64 // client-side rate limit; default 10
 	Concurrency       int     // requests in flight; default 8
 	HTTPClient        *http.Client
-	UserAgent         string // default "kms_exporter/<version>"
 	Observer          Observer
-	// Pause after an authentication failure: starts at AuthPauseMin and
-	// doubles per consecutive failure up to AuthPauseMax, but never lets
-	// more than 3 failures reach the API in any 5 minutes. Defaults 30s, 5m.
-	AuthPauseMin, AuthPauseMax time.Duration
 	// PauseStore, if set, hands the pause on to the next Credential of the
 	// same AK: after a reload, and with a directory after a restart.
 	PauseStore *pausestore.Store
@@ -89,8 +82,6 @@ func NewCredential(o CredentialOptions) (*Credential, error) {
 	if o.Concurrency <= 0 {
 		o.Concurrency = DefaultConcurrency
 	}
-	o.AuthPauseMin = cmp.Or(max(o.AuthPauseMin, 0), defaultAuthPauseMin)
-	o.AuthPauseMax = max(cmp.Or(max(o.AuthPauseMax, 0), defaultAuthPauseMax), o.AuthPauseMin)
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -102,7 +93,7 @@ func NewCredential(o CredentialOptions) (*Credential, error) {
 	}
 	c := &Credential{
 		opts:    o,
-		http:    newCaller(o.HTTPClient, o.UserAgent, logCalls(o.Logger, o.Name, o.Observer)),
+		http:    newCaller(o.HTTPClient, logCalls(o.Logger, o.Name, o.Observer)),
 		limiter: rate.NewLimiter(rate.Limit(o.RequestsPerSecond), burst),
 		sem:     make(chan struct{}, o.Concurrency),
 	}
@@ -110,15 +101,13 @@ func NewCredential(o CredentialOptions) (*Credential, error) {
 	return c, nil
 }
 
-// newCaller fills in the default client and user agent.
-func newCaller(client *http.Client, userAgent string, observer Observer) caller {
+// newCaller calls with client, NewHTTPClient() if nil, as
+// kms_exporter/<version>.
+func newCaller(client *http.Client, observer Observer) caller {
 	if client == nil {
 		client = NewHTTPClient()
 	}
-	if userAgent == "" {
-		userAgent = "kms_exporter/" + cmp.Or(version.Version, "unknown")
-	}
-	return caller{client: client, userAgent: userAgent, observer: observer}
+	return caller{client: client, userAgent: "kms_exporter/" + cmp.Or(version.Version, "unknown"), observer: observer}
 }
 
 // logCalls wraps next so that every API request, retries and logins

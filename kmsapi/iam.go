@@ -120,7 +120,7 @@ func newTokenSource(l tokenLogin) *tokenSource {
 func (s *tokenSource) identity() (string, string) { return s.id, s.hint }
 
 func (s *tokenSource) Authenticate(ctx context.Context, req *http.Request, body []byte, projectID string) error {
-	return s.authenticateVia(ctx, newCaller(nil, "", nil), req, body, projectID, "")
+	return s.authenticateVia(ctx, newCaller(nil, nil), req, body, projectID, "")
 }
 
 // authenticateVia asks the IAM of region: the token of a project is issued

@@ -24,6 +24,13 @@ const (
 	lockoutBudget = 3
 )
 
+// After an authentication failure a credential rests authPauseMin, doubled
+// per consecutive failure up to authPauseMax.
+const (
+	authPauseMin = 30 * time.Second
+	authPauseMax = 5 * time.Minute
+)
+
 // gate implements the pause after authentication failures and the single
 // probe while the credential is not known to work.
 type gate struct {
@@ -153,14 +160,10 @@ func (c *Credential) proven() {
 }
 
 // pauseEnd is when the pause after the failures-th consecutive failure
-// ends: AuthPauseMin doubled per failure up to AuthPauseMax, and never
-// before budgetEnd. c.gate.mu is held.
+// ends, never before budgetEnd. c.gate.mu is held.
 func (c *Credential) pauseEnd(failures int) time.Time {
-	pause := c.opts.AuthPauseMin
-	for i := 1; i < failures && pause < c.opts.AuthPauseMax; i++ {
-		pause *= 2
-	}
-	return later(c.opts.Now().Add(min(pause, c.opts.AuthPauseMax)), c.budgetEnd())
+	pause := min(authPauseMin<<min(failures-1, 10), authPauseMax)
+	return later(c.opts.Now().Add(pause), c.budgetEnd())
 }
 
 // budgetEnd is when the oldest of the last lockoutBudget failures leaves
@@ -234,7 +237,7 @@ func (c *Credential) restorePause() {
 		return // over: the first call goes alone, as after any pause
 	}
 	// No stored pause is longer than one this process would choose.
-	if limit := now.Add(max(c.opts.AuthPauseMax, lockoutWindow) + time.Second); g.until.After(limit) {
+	if limit := now.Add(max(authPauseMax, lockoutWindow) + time.Second); g.until.After(limit) {
 		g.until = limit
 	}
 	c.warn("msg", "credential paused by earlier authentication failures; no call until the pause ends",
