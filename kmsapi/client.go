@@ -179,19 +179,6 @@ func (c *Client) InstanceCount(ctx context.Context) (n int64, err error) {
 	return n, err
 }
 
-// filterKeys calls resource_instances with action filter for one page: up
-// to MaxPageSize keys starting at index offset, decoded into dst's storage
-// when the page fits in cap(dst). Each attempt decodes into dst afresh;
-// only a complete page is kept.
-func (c *Client) filterKeys(ctx context.Context, offset int, dst []Key) (page keyPage, err error) {
-	body := `{"action":"filter","limit":"` + strconv.Itoa(MaxPageSize) + `","offset":"` + strconv.Itoa(offset) + `"}`
-	err = c.call(ctx, EndpointResourceInstances, "v1.0", "resource_instances/action", []byte(body), func(resp *http.Response, body io.Reader) error {
-		page, err = decodeKeyPage(body, resp.ContentLength, dst)
-		return err
-	})
-	return page, err
-}
-
 // regionsPageSize is the page size asked of the regions list, and
 // maxRegionPages bounds its paging.
 var (

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net/http"
 	"slices"
+	"strconv"
 
 	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
@@ -31,7 +33,7 @@ var maxListedKeys = 1_000_000
 // its offset (up to the limit) and none twice. One that does not is
 // broken, not busy, and fails the listing.
 func (c *Client) ListKeys(ctx context.Context) ([]Key, error) {
-	first, err := c.keyPage(ctx, 0, nil)
+	first, err := c.filterKeys(ctx, 0, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -50,7 +52,7 @@ func (c *Client) ListKeys(ctx context.Context) ([]Key, error) {
 		offset := i * MaxPageSize
 		end := min(offset+MaxPageSize, first.Total)
 		g.Go(func() (err error) {
-			pages[i], err = c.keyPage(gctx, offset, buf[offset:end:end])
+			pages[i], err = c.filterKeys(gctx, offset, buf[offset:end:end])
 			return err
 		})
 	}
@@ -79,7 +81,7 @@ func (c *Client) readOn(ctx context.Context, pages []listedPage) ([]listedPage, 
 	}
 	last := pages[len(pages)-1]
 	for offset := last.offset + len(last.Keys); offset < total; {
-		p, err := c.keyPage(ctx, offset, nil)
+		p, err := c.filterKeys(ctx, offset, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -130,17 +132,23 @@ func joinPages(ctx context.Context, pages []listedPage, buf []Key) ([]Key, error
 	return out, nil
 }
 
-// keyPage reads the page at offset (into dst, as filterKeys does) and
-// checks that it holds together on its own.
-func (c *Client) keyPage(ctx context.Context, offset int, dst []Key) (listedPage, error) {
-	p, err := c.filterKeys(ctx, offset, dst)
-	if err != nil {
+// filterKeys calls resource_instances with action filter for the page at
+// offset, decoded into dst's storage when it fits in cap(dst): each attempt
+// decodes afresh, and only a complete page is kept. The page must hold
+// together on its own.
+func (c *Client) filterKeys(ctx context.Context, offset int, dst []Key) (listedPage, error) {
+	var p keyPage
+	body := `{"action":"filter","limit":"` + strconv.Itoa(MaxPageSize) + `","offset":"` + strconv.Itoa(offset) + `"}`
+	err := c.call(ctx, EndpointResourceInstances, "v1.0", "resource_instances/action", []byte(body), func(resp *http.Response, body io.Reader) (err error) {
+		p, err = decodeKeyPage(body, resp.ContentLength, dst)
+		return err
+	})
+	switch want := min(MaxPageSize, max(0, p.Total-offset)); {
+	case err != nil:
 		return listedPage{}, err
-	}
-	if p.Total > maxListedKeys {
+	case p.Total > maxListedKeys:
 		return listedPage{}, decodeError(EndpointResourceInstances, "total_count %d exceeds the %d keys ListKeys handles", p.Total, maxListedKeys)
-	}
-	if want := min(MaxPageSize, max(0, p.Total-offset)); len(p.Keys) != want {
+	case len(p.Keys) != want:
 		return listedPage{}, decodeError(EndpointResourceInstances, "page at offset %d holds %d keys where its total_count %d leaves room for %d", offset, len(p.Keys), p.Total, want)
 	}
 	return listedPage{p, offset}, nil
