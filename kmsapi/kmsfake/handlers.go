@@ -161,20 +161,17 @@ func (s *Server) authenticate(rw *responder, r *http.Request, body []byte, rt ro
 
 func (s *Server) quotas(rw *responder, p *project) {
 	str := s.useStrings()
-	b := []byte(`{"quotas":{"resources":[`)
-	for i, q := range p.Quotas {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, `{"type":`...)
-		b = jsonString(b, q.Resource)
-		b = append(b, `,"used":`...)
-		b = appendNum(b, q.Used, str)
-		b = append(b, `,"quota":`...)
-		b = appendNum(b, q.Limit, str)
-		b = append(b, '}')
+	type resource struct { // used and quota: numbers, or strings holding them
+		Type  string          `json:"type"`
+		Used  json.RawMessage `json:"used"`
+		Quota json.RawMessage `json:"quota"`
 	}
-	rw.raw(http.StatusOK, append(b, "]}}"...))
+	rs := make([]resource, 0, len(p.Quotas))
+	for _, q := range p.Quotas {
+		rs = append(rs, resource{q.Resource, appendNum(nil, q.Used, str), appendNum(nil, q.Limit, str)})
+	}
+	b, _ := json.Marshal(map[string]any{"quotas": map[string]any{"resources": rs}})
+	rw.raw(http.StatusOK, b)
 }
 
 type resourceRequest struct {
