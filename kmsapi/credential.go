@@ -67,7 +67,7 @@ type Credential struct {
 	sem     chan struct{}
 	gate    gate
 	waited  atomic.Int64 // nanoseconds spent in the rate limiter
-	pauseID string       // name of the state in opts.PauseStore
+	hint    string       // what to check after a 401
 }
 
 // NewCredential builds a Credential.
@@ -97,6 +97,8 @@ func NewCredential(o CredentialOptions) (*Credential, error) {
 		limiter: rate.NewLimiter(rate.Limit(o.RequestsPerSecond), burst),
 		sem:     make(chan struct{}, o.Concurrency),
 	}
+	c.gate.ID, c.hint = identify(o)
+	c.gate.Credential = o.Name
 	c.restorePause()
 	return c, nil
 }

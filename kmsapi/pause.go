@@ -34,14 +34,15 @@ const (
 // gate implements the pause after authentication failures and the single
 // probe while the credential is not known to work.
 type gate struct {
-	mu       sync.Mutex
-	ok       bool          // accepted since the last failure
-	probe    chan struct{} // non-nil while the single probe call is out; closed when it answers
-	gen      uint64        // counts failures, so late answers of older calls are ignored
-	failures int           // consecutive authentication failures
-	until    time.Time     // paused until
-	last     *Error        // the failure that caused the pause
-	recent   []time.Time   // the last lockoutBudget failures, oldest first, kept across successes
+	mu    sync.Mutex
+	ok    bool          // accepted since the last failure
+	probe chan struct{} // non-nil while the single probe call is out; closed when it answers
+	gen   uint64        // counts failures, so late answers of older calls are ignored
+	last  *Error        // the failure that caused the pause
+	// What the pause store keeps: the consecutive failures and the pause
+	// after them (zero without failures), the last lockoutBudget failures,
+	// oldest first, kept across successes.
+	pausestore.State
 }
 
 // pausedError is returned while the credential rests: errors.Is(err,
@@ -81,8 +82,8 @@ func (c *Credential) enter(ctx context.Context, endpoint string) (gen uint64, pr
 		g.mu.Lock()
 		gen, wait := g.gen, g.probe
 		switch {
-		case g.failures > 0 && c.opts.Now().Before(g.until):
-			err := &pausedError{name: c.opts.Name, until: g.until, last: g.last}
+		case g.Failures > 0 && c.opts.Now().Before(g.PausedUntil):
+			err := &pausedError{name: c.opts.Name, until: g.PausedUntil, last: g.last}
 			g.mu.Unlock()
 			apitrace.Note(ctx, "%s: not sent: credential %s paused until %s after %v", endpoint, err.name, err.until.UTC().Format(time.RFC3339), err.last)
 			return 0, false, err
@@ -118,14 +119,14 @@ func (c *Credential) leave(gen uint64, probe bool, err error) {
 	rejected := isErr && e.StatusCode == http.StatusUnauthorized
 	if rejected {
 		// Every 401 counts at the API, a late one too.
-		g.recent = append(g.recent, c.opts.Now())
-		g.recent = g.recent[max(0, len(g.recent)-lockoutBudget):]
+		g.Recent = append(g.Recent, c.opts.Now())
+		g.Recent = g.Recent[max(0, len(g.Recent)-lockoutBudget):]
 	}
 	if gen != g.gen {
 		// Started before a newer failure: its answer says nothing new about
 		// the credential, but a late 401 may push the pause out.
-		if rejected && g.failures > 0 {
-			g.until = later(g.until, c.budgetEnd())
+		if rejected && g.Failures > 0 {
+			g.PausedUntil = later(g.PausedUntil, c.budgetEnd())
 			c.savePause()
 		}
 		return
@@ -136,9 +137,9 @@ func (c *Credential) leave(gen uint64, probe bool, err error) {
 	case rejected:
 		g.gen++
 		g.ok = false
-		g.failures++
-		g.until = c.pauseEnd(g.failures)
-		g.last = e
+		g.Failures++
+		g.PausedUntil = c.pauseEnd(g.Failures)
+		g.last, g.Endpoint, g.Code = e, e.Endpoint, e.Code
 		c.opts.Auth.Invalidate()
 		c.savePause()
 		c.warnPaused(e)
@@ -152,9 +153,9 @@ func (c *Credential) leave(gen uint64, probe bool, err error) {
 // proven records an answer that got past authentication. c.gate.mu is held.
 func (c *Credential) proven() {
 	g := &c.gate
-	wasFailing := g.failures > 0
-	g.ok, g.failures, g.last = true, 0, nil
-	if wasFailing {
+	g.ok, g.last = true, nil
+	if g.Failures > 0 {
+		g.Failures, g.PausedUntil, g.Endpoint, g.Code = 0, time.Time{}, "", ""
 		c.savePause()
 	}
 }
@@ -172,7 +173,7 @@ func (c *Credential) pauseEnd(failures int) time.Time {
 // answer comes, after the API did, so the window is never shorter than the
 // API's; a second more spares a clock step. c.gate.mu is held.
 func (c *Credential) budgetEnd() time.Time {
-	r := c.gate.recent
+	r := c.gate.Recent
 	if len(r) < lockoutBudget {
 		return time.Time{}
 	}
@@ -186,17 +187,19 @@ func later(a, b time.Time) time.Time {
 	return a
 }
 
-// pauseID names the state of a credential: its identity, or its name for
-// an authenticator without one.
-func pauseID(o CredentialOptions) string {
-	id := "name\x00" + o.Name
+// identify names the state of a credential in the pause store by its
+// public identity, or by its name for an authenticator without one, and
+// tells what to check after a 401.
+func identify(o CredentialOptions) (pauseID, hint string) {
+	id, hint := "name\x00"+o.Name, akskHint
 	if i, ok := o.Auth.(identified); ok {
-		if pub, _ := i.identity(); pub != "" {
+		var pub string
+		if pub, hint = i.identity(); pub != "" {
 			id = pub
 		}
 	}
 	sum := sha256.Sum256([]byte(id))
-	return hex.EncodeToString(sum[:])
+	return hex.EncodeToString(sum[:]), hint
 }
 
 // errEarlierFailure stands for the failure behind a pause read back from
@@ -211,63 +214,44 @@ func (c *Credential) restorePause() {
 	if s == nil {
 		return
 	}
-	c.pauseID = pauseID(c.opts)
-	st, thisProcess, ok := s.Load(c.pauseID, c.opts.Name)
+	g := &c.gate
+	st, thisProcess, ok := s.Load(g.ID, g.Credential)
 	if !ok {
 		return
 	}
 	now := c.opts.Now()
-	g := &c.gate
 	for _, t := range st.Recent[max(0, len(st.Recent)-lockoutBudget):] {
 		if t.After(now) { // a clock stepped back, an edited file
 			t = now
 		}
-		g.recent = append(g.recent, t)
+		g.Recent = append(g.Recent, t)
 	}
-	g.failures = max(0, min(st.Failures, 64))
-	if g.failures == 0 {
+	g.Failures = max(0, min(st.Failures, 64))
+	if g.Failures == 0 {
 		return
 	}
+	g.Endpoint, g.Code = st.Endpoint, st.Code
 	g.last = &Error{Endpoint: st.Endpoint, StatusCode: http.StatusUnauthorized, Code: st.Code, Err: errEarlierFailure}
-	g.until = st.PausedUntil
+	g.PausedUntil = st.PausedUntil
 	if thisProcess {
-		g.until = c.budgetEnd()
+		g.PausedUntil = c.budgetEnd()
 	}
-	if !g.until.After(now) {
+	if !g.PausedUntil.After(now) {
 		return // over: the first call goes alone, as after any pause
 	}
 	// No stored pause is longer than one this process would choose.
-	if limit := now.Add(max(authPauseMax, lockoutWindow) + time.Second); g.until.After(limit) {
-		g.until = limit
+	if limit := now.Add(max(authPauseMax, lockoutWindow) + time.Second); g.PausedUntil.After(limit) {
+		g.PausedUntil = limit
 	}
 	c.warn("msg", "credential paused by earlier authentication failures; no call until the pause ends",
-		"credential", c.opts.Name, "until", g.until.UTC().Format(time.RFC3339), "hint", authHint(c.opts.Auth))
+		"credential", c.opts.Name, "until", g.PausedUntil.UTC().Format(time.RFC3339), "hint", c.hint)
 }
 
 // savePause stores the gate's state. c.gate.mu is held.
 func (c *Credential) savePause() {
-	s := c.opts.PauseStore
-	if s == nil {
-		return
+	if s := c.opts.PauseStore; s != nil {
+		s.Save(c.gate.State)
 	}
-	g := &c.gate
-	st := pausestore.State{ID: c.pauseID, Credential: c.opts.Name, Failures: g.failures, Recent: g.recent}
-	if g.failures > 0 {
-		st.PausedUntil = g.until
-		if g.last != nil {
-			st.Endpoint, st.Code = g.last.Endpoint, g.last.Code
-		}
-	}
-	s.Save(st)
-}
-
-// authHint tells what to check after a 401, by credential kind.
-func authHint(a Authenticator) string {
-	if i, ok := a.(identified); ok {
-		_, hint := i.identity()
-		return hint
-	}
-	return akskHint
 }
 
 // warn logs a warning when the credential has a logger.
@@ -283,8 +267,8 @@ func (c *Credential) warnPaused(e *Error) {
 	g := &c.gate
 	c.warn("msg", "authentication failed: credential paused, no call with it until the pause ends",
 		"credential", c.opts.Name, "endpoint", e.Endpoint, "status", e.StatusCode, "error_code", e.Code, "request_id", e.RequestID,
-		"failures", g.failures, "pause", g.until.Sub(c.opts.Now()).Round(time.Second), "until", g.until.UTC().Format(time.RFC3339),
-		"hint", authHint(c.opts.Auth))
+		"failures", g.Failures, "pause", g.PausedUntil.Sub(c.opts.Now()).Round(time.Second), "until", g.PausedUntil.UTC().Format(time.RFC3339),
+		"hint", c.hint)
 }
 
 // PausedUntil reports whether the credential rests after an
@@ -293,8 +277,8 @@ func (c *Credential) PausedUntil() (until time.Time, cause *Error, paused bool) 
 	g := &c.gate
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.failures > 0 && c.opts.Now().Before(g.until) {
-		return g.until, g.last, true
+	if g.Failures > 0 && c.opts.Now().Before(g.PausedUntil) {
+		return g.PausedUntil, g.last, true
 	}
 	return time.Time{}, nil, false
 }
