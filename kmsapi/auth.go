@@ -29,19 +29,14 @@ type Authenticator interface {
 
 // What the authenticators of this package do besides Authenticator.
 type (
-	// calling makes calls of its own (IAM login, metadata) through the
-	// Credential's caller, and asks the IAM of the request's region.
-	calling interface {
+	// expiring gets secrets that expire (tokens, temporary keys) with calls
+	// of its own (IAM login, metadata) through the Credential's caller, from
+	// the IAM of the request's region. rejected drops what req was
+	// authenticated with, so a retry fetches fresh ones without dropping a
+	// newer one another call got.
+	expiring interface {
 		authenticateVia(ctx context.Context, h caller, req *http.Request, body []byte, projectID, region string) error
-	}
-	// rejecter's secrets expire (tokens, temporary keys): rejected drops what
-	// req was authenticated with, so a retry fetches fresh ones without
-	// dropping a newer one another call got.
-	rejecter interface{ rejected(req *http.Request) }
-	// projectLooker learns a project ID while logging in (a token scoped to
-	// the project name).
-	projectLooker interface {
-		lookupProject(ctx context.Context, h caller, region string) (string, error)
+		rejected(req *http.Request)
 	}
 	// identified has a public identity the API locks after failed logins
 	// (the AK, the IAM user; "" for none), and hint says what to check
@@ -50,7 +45,7 @@ type (
 )
 
 func (c *Credential) authenticate(ctx context.Context, req *http.Request, body []byte, projectID, region string) error {
-	if a, ok := c.opts.Auth.(calling); ok {
+	if a, ok := c.opts.Auth.(expiring); ok {
 		return a.authenticateVia(ctx, c.http, req, body, projectID, region)
 	}
 	return c.opts.Auth.Authenticate(ctx, req, body, projectID)

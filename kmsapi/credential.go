@@ -191,7 +191,7 @@ func (c *Credential) retry(ctx context.Context, try func(context.Context) attemp
 			return nil
 		}
 		e, _ := asError(a.err)
-		if rj, ok := c.opts.Auth.(rejecter); ok && a.req != nil && !refreshed && e != nil &&
+		if rj, ok := c.opts.Auth.(expiring); ok && a.req != nil && !refreshed && e != nil &&
 			e.StatusCode == http.StatusUnauthorized && tokenExpiredCodes[e.Code] {
 			// The token or temporary key expired early: fetch a new one and
 			// try once more. This is not one of the retries.

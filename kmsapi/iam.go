@@ -232,7 +232,7 @@ func (c *Credential) LookupProject(ctx context.Context, region string) (id strin
 	if region == "" {
 		return "", &Error{Endpoint: EndpointIAMProjects, Err: errors.New("empty region")}
 	}
-	if l, ok := c.opts.Auth.(projectLooker); ok {
+	if l, ok := c.opts.Auth.(*tokenSource); ok {
 		err = c.run(ctx, EndpointIAMToken, func(ctx context.Context) attempt {
 			if _, err := c.waitLimit(ctx); err != nil {
 				return attempt{err: &Error{Endpoint: EndpointIAMToken, Err: err}}
