@@ -69,7 +69,7 @@ func TestAuthFailurePause(t *testing.T) {
 		clock.Advance(2 * time.Second)
 		check("third window", 3)
 
-		// The pause stops growing at AuthPauseMax (5m).
+		// The pause stops growing at authPauseMax (5m).
 		for i := 4; i <= 8; i++ {
 			clock.Advance(5*time.Minute + time.Second)
 			check(fmt.Sprint("window ", i), int64(i))
