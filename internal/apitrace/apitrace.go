@@ -99,19 +99,17 @@ func Note(ctx context.Context, format string, args ...any) {
 }
 
 // Len is the number of lines recorded.
-func (t *Trace) Len() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return len(t.events)
-}
+func (t *Trace) Len() int { return t.count(func(Event) bool { return true }) }
 
 // Calls is the number of HTTP attempts recorded (notes left out).
-func (t *Trace) Calls() int {
+func (t *Trace) Calls() int { return t.count(func(e Event) bool { return e.Attempt > 0 }) }
+
+func (t *Trace) count(match func(Event) bool) int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	n := 0
 	for _, e := range t.events {
-		if e.Attempt > 0 {
+		if match(e) {
 			n++
 		}
 	}
