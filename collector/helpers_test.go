@@ -7,6 +7,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/kms-exporter/kms_exporter/kmsapi"
 )
 
 // sample is one series of a scrape.
@@ -77,4 +79,11 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.mu.Lock()
 	c.now = c.now.Add(d)
 	c.mu.Unlock()
+}
+
+// summarizeKeys is the summary of keys listed in one page.
+func summarizeKeys(keys []kmsapi.Key, allowed []string, maxTags int) *keySummary {
+	t := newKeyTally(allowed)
+	t.add(keys)
+	return t.summary(maxTags)
 }

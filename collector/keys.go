@@ -55,12 +55,12 @@ func (c *keysCollector) descs() []*desc {
 }
 
 func (c *keysCollector) fetch(ctx context.Context, client *kmsapi.Client, t *Target) (emitFunc, error) {
-	keys, err := client.ListKeys(ctx)
-	if err != nil {
+	tally := newKeyTally(t.TagKeys)
+	if err := client.VisitKeys(ctx, tally.add); err != nil {
 		return nil, err
 	}
-	c.pages.Store(t.Name, max(1, (len(keys)+kmsapi.MaxPageSize-1)/kmsapi.MaxPageSize))
-	s := summarizeKeys(keys, t.TagKeys, c.maxTags)
+	c.pages.Store(t.Name, max(1, (tally.keys+kmsapi.MaxPageSize-1)/kmsapi.MaxPageSize))
+	s := tally.summary(c.maxTags)
 	return func(gauge gaugeFunc) { c.emit(gauge, s) }, nil
 }
 
@@ -91,8 +91,8 @@ func (c *keysCollector) emit(gauge gaugeFunc, s *keySummary) {
 }
 
 // keySummary is everything the keys collector exports, derived from one
-// listing in one pass. It is what the cache holds, so a cached scrape costs
-// nothing per key and the key list itself is garbage as soon as it is summarised.
+// listing, page by page as the pages arrive. It is what the cache holds, so
+// a cached scrape costs nothing per key, and no page outlives its turn.
 type keySummary struct {
 	states      [len(stateNames)]float64 // by stateIndex
 	defaults    float64
@@ -140,18 +140,30 @@ func newKeyTime(k *kmsapi.Key, at time.Time) keyTime {
 	return keyTime{id: validUTF8(k.ID), alias: validUTF8(k.Alias), at: float64(at.UnixMilli()) / 1e3}
 }
 
-// summarizeKeys counts keys by state, default flag and allowed tag (all tags
-// when allowed is empty), keeps the maxTags largest tag series (ties broken
-// by key, then value, so the choice is stable between scrapes) and lists the
-// keys pending deletion.
-func summarizeKeys(keys []kmsapi.Key, allowed []string, maxTags int) *keySummary {
-	s := &keySummary{}
-	// Keyed by the decoded strings themselves: no per-key allocation.
-	counts := map[kmsapi.Tag]int{}
-	specs := map[keySpec]int{}
-	projects := map[string]int{}
-	for i := range keys {
-		k := &keys[i]
+// keyTally is the running summary of a listing, fed page by page: the
+// counts and the keys' times, never the keys themselves. Its strings are
+// the decoded ones, which outlive their page.
+type keyTally struct {
+	allowed  []string // tag keys counted; all when empty
+	keys     int
+	s        keySummary         // states, defaults, deletions and expirations so far
+	tags     map[kmsapi.Tag]int // keyed by the decoded strings: no per-key allocation
+	specs    map[keySpec]int
+	projects map[string]int
+}
+
+func newKeyTally(allowed []string) *keyTally {
+	return &keyTally{allowed: allowed, tags: map[kmsapi.Tag]int{}, specs: map[keySpec]int{}, projects: map[string]int{}}
+}
+
+// add counts a page of keys by state, default flag, allowed tag, spec and
+// enterprise project, and notes the keys pending deletion and the key
+// material that expires.
+func (t *keyTally) add(page []kmsapi.Key) error {
+	s := &t.s
+	t.keys += len(page)
+	for i := range page {
+		k := &page[i]
 		s.states[stateIndex(k.State)]++
 		if k.Default {
 			s.defaults++
@@ -162,16 +174,23 @@ func summarizeKeys(keys []kmsapi.Key, allowed []string, maxTags int) *keySummary
 		if !k.Expires.IsZero() {
 			s.expirations = append(s.expirations, newKeyTime(k, k.Expires))
 		}
-		specs[keySpecOf(k)]++
-		projects[k.EnterpriseProjectID]++
-		for _, t := range k.Tags {
-			if tagAllowed(allowed, t.Key) {
-				counts[t]++
+		t.specs[keySpecOf(k)]++
+		t.projects[k.EnterpriseProjectID]++
+		for _, tag := range k.Tags {
+			if tagAllowed(t.allowed, tag.Key) {
+				t.tags[tag]++
 			}
 		}
 	}
+	return nil
+}
 
-	merged := mergeLabels(counts, func(t kmsapi.Tag) kmsapi.Tag {
+// summary keeps the maxTags largest tag series (ties broken by key, then
+// value, so the choice is stable between scrapes), one deletion and one
+// expiration per key, and sorts every list.
+func (t *keyTally) summary(maxTags int) *keySummary {
+	s := t.s
+	merged := mergeLabels(t.tags, func(t kmsapi.Tag) kmsapi.Tag {
 		return kmsapi.Tag{Key: validUTF8(t.Key), Value: validUTF8(t.Value)}
 	})
 	all := make([]tagCount, 0, len(merged))
@@ -199,9 +218,9 @@ func summarizeKeys(keys []kmsapi.Key, allowed []string, maxTags int) *keySummary
 
 	s.deletions = uniqueByID(s.deletions)
 	s.expirations = uniqueByID(s.expirations)
-	s.specs = countSpecs(specs)
-	s.projects = countProjects(projects)
-	return s
+	s.specs = countSpecs(t.specs)
+	s.projects = countProjects(t.projects)
+	return &s
 }
 
 // uniqueByID sorts key times by key ID, one per key: a key listed twice

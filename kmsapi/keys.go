@@ -6,7 +6,6 @@ import (
 	"io"
 	"math"
 	"net/http"
-	"slices"
 	"strconv"
 
 	"github.com/go-json-experiment/json"
@@ -19,9 +18,27 @@ import (
 // maxListedKeys bounds ListKeys against an absurd total_count.
 var maxListedKeys = 1_000_000
 
-// ListKeys returns every key once, in the API's order: the first page tells
-// the total, the rest are fetched concurrently (as many at once as the
-// credential allows in flight).
+// ListKeys returns every key once, in the API's order: VisitKeys with the
+// pages joined. A listing of many keys is better visited page by page.
+func (c *Client) ListKeys(ctx context.Context) ([]Key, error) {
+	keys := []Key{}
+	err := c.VisitKeys(ctx, func(page []Key) error {
+		keys = append(keys, page...)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return keys, nil
+}
+
+// VisitKeys calls fn with every page of keys, one page at a time and in the
+// API's order, each key once: the first page tells the total, the rest are
+// fetched concurrently (as many at once as the credential allows in flight).
+// fn sees a page only once it decoded whole and held together; it must not
+// keep the page past its return (the storage is reused), only what it
+// copies out of it (the strings are the caller's). An error from fn ends
+// the listing. A listing thus holds the pages in flight, not every key.
 //
 // Paging is by offset over a list that others may change meanwhile: a key
 // created or deleted between two page requests shifts the later pages, so
@@ -32,37 +49,72 @@ var maxListedKeys = 1_000_000
 // hold together on its own: as many keys as its own total_count leaves for
 // its offset (up to the limit) and none twice. One that does not is
 // broken, not busy, and fails the listing.
-func (c *Client) ListKeys(ctx context.Context) ([]Key, error) {
+func (c *Client) VisitKeys(ctx context.Context, fn func(page []Key) error) error {
 	first, err := c.filterKeys(ctx, 0, nil)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if first.Total <= MaxPageSize {
-		return joinPages(ctx, []listedPage{first}, first.Keys)
+	v := &keyVisit{fn: fn, seen: make(map[string]int, first.Total), firstTotal: first.Total}
+	if err := v.visit(first); err != nil {
+		return err
 	}
-	// Every further page decodes straight into its place in buf while the
-	// list keeps the length the first page told.
-	buf := make([]Key, first.Total)
-	copy(buf, first.Keys)
-	pages := make([]listedPage, (first.Total+MaxPageSize-1)/MaxPageSize)
-	pages[0] = first
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(c.opts.Credential.opts.Concurrency)
-	for i := 1; i < len(pages); i++ {
-		offset := i * MaxPageSize
-		end := min(offset+MaxPageSize, first.Total)
-		g.Go(func() (err error) {
-			pages[i], err = c.filterKeys(gctx, offset, buf[offset:end:end])
+	if first.Total > MaxPageSize {
+		if err := c.visitRest(ctx, v, first); err != nil {
 			return err
+		}
+		if err := c.readOn(ctx, v); err != nil {
+			return err
+		}
+	}
+	if v.dups > 0 || v.firstTotal != v.lastTotal {
+		apitrace.Note(ctx, "keys changed while listing: total_count %d, then %d; %d keys seen twice, counted once", v.firstTotal, v.lastTotal, v.dups)
+	}
+	return nil
+}
+
+// visitRest fetches the pages after the first concurrently and visits them
+// in order: a page that arrives early waits for its turn in its slot of
+// the group, so no more pages than the group allows are ever held.
+func (c *Client) visitRest(ctx context.Context, v *keyVisit, first listedPage) error {
+	n := (first.Total + MaxPageSize - 1) / MaxPageSize
+	limit := c.opts.Credential.opts.Concurrency
+	turn := make([]chan struct{}, n+1) // closed when page i may be visited
+	for i := range turn {
+		turn[i] = make(chan struct{})
+	}
+	close(turn[1])
+	free := make(chan []Key, limit+1) // storage of visited pages, for the next
+	free <- first.Keys[:0]
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(limit)
+	for i := 1; i < n; i++ {
+		g.Go(func() error {
+			var dst []Key
+			select {
+			case dst = <-free:
+			default:
+			}
+			p, err := c.filterKeys(gctx, i*MaxPageSize, dst)
+			if err != nil {
+				return err
+			}
+			select {
+			case <-turn[i]:
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+			if err := v.visit(p); err != nil {
+				return err
+			}
+			close(turn[i+1])
+			select {
+			case free <- p.Keys[:0]:
+			default:
+			}
+			return nil
 		})
 	}
-	if err := g.Wait(); err != nil {
-		return nil, err
-	}
-	if pages, err = c.readOn(ctx, pages); err != nil {
-		return nil, err
-	}
-	return joinPages(ctx, pages, buf)
+	return g.Wait()
 }
 
 // listedPage is a page and the offset it was asked for.
@@ -71,65 +123,60 @@ type listedPage struct {
 	offset int
 }
 
+// keyVisit is the state of a listing between its pages: which keys it
+// passed on (by ID, in which page) and what the pages told.
+type keyVisit struct {
+	fn                   func([]Key) error
+	seen                 map[string]int // key ID -> the page it came in
+	pages, dups          int
+	firstTotal, maxTotal int // maxTotal: the largest total after the first page
+	lastTotal, end       int // of the last page: its total, where it ended
+}
+
+// visit passes on the keys of the next page not seen before. A page that
+// lists a key twice is broken.
+func (v *keyVisit) visit(p listedPage) error {
+	n := v.pages
+	kept := p.Keys[:0]
+	for _, k := range p.Keys {
+		if at, dup := v.seen[k.ID]; dup {
+			if at == n {
+				return decodeError(EndpointResourceInstances, "page at offset %d lists key %s twice", p.offset, k.ID)
+			}
+			v.dups++
+			continue
+		}
+		v.seen[k.ID] = n
+		kept = append(kept, k)
+	}
+	if n > 0 {
+		v.maxTotal = max(v.maxTotal, p.Total)
+	}
+	v.pages++
+	v.lastTotal, v.end = p.Total, p.offset+len(p.Keys)
+	return v.fn(kept)
+}
+
 // readOn reads on from where the last page ended while an answer told of
 // more keys: the list grew while it was read. The first page is older than
 // the others; which of them is the newest is not known.
-func (c *Client) readOn(ctx context.Context, pages []listedPage) ([]listedPage, error) {
-	total := 0
-	for _, p := range pages[1:] {
-		total = max(total, p.Total)
-	}
-	last := pages[len(pages)-1]
-	for offset := last.offset + len(last.Keys); offset < total; {
+func (c *Client) readOn(ctx context.Context, v *keyVisit) error {
+	total := v.maxTotal
+	for offset := v.end; offset < total; {
 		p, err := c.filterKeys(ctx, offset, nil)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		pages = append(pages, p)
+		if err := v.visit(p); err != nil {
+			return err
+		}
 		total = p.Total
 		if len(p.Keys) == 0 {
 			break
 		}
 		offset += len(p.Keys)
 	}
-	return pages, nil
-}
-
-// joinPages returns the keys of pages in order, each once. They are buf
-// when every page filled its place there.
-func joinPages(ctx context.Context, pages []listedPage, buf []Key) ([]Key, error) {
-	keys := buf
-	for _, p := range pages {
-		if p.offset >= len(buf) || len(p.Keys) != min(MaxPageSize, len(buf)-p.offset) {
-			all := make([][]Key, len(pages))
-			for j := range pages {
-				all[j] = pages[j].Keys
-			}
-			keys = slices.Concat(all...)
-			break
-		}
-	}
-	seen := make(map[string]int, len(keys)) // key ID -> the page it came in
-	out := keys[:0]
-	i := 0
-	for n, p := range pages {
-		for range p.Keys {
-			k := keys[i]
-			i++
-			if at, dup := seen[k.ID]; dup {
-				if at == n {
-					return nil, decodeError(EndpointResourceInstances, "page at offset %d lists key %s twice", p.offset, k.ID)
-				}
-				continue
-			}
-			seen[k.ID] = n
-			out = append(out, k)
-		}
-	}
-	if dups, first, last := len(keys)-len(out), pages[0].Total, pages[len(pages)-1].Total; dups > 0 || first != last {
-		apitrace.Note(ctx, "keys changed while listing: total_count %d, then %d; %d keys seen twice, counted once", first, last, dups)
-	}
-	return out, nil
+	return nil
 }
 
 // filterKeys calls resource_instances with action filter for the page at
