@@ -77,3 +77,34 @@ func TestDebugLogsCallsAndSkips(t *testing.T) {
 		}
 	})
 }
+
+// TestWrongSecretQuietDiscovery: a discovery entry on a wrong secret adds
+// no warning of its own; its refresh, retried every minute, fails on the
+// pause like every collector does, and the credential's one warning per
+// pause says why.
+func TestWrongSecretQuietDiscovery(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newTestEnv(t, 1)
+		wrong := strings.Replace(e.configYAML(1), testAK.SK, "wrong-"+testAK.SK, 1) +
+			"discovery:\n  - kms_endpoint: " + e.fake.URL() + "\n"
+		e.fake.ResetRequests()
+		x := startExporter(t, e.net, nil, wrong)
+		defer x.app.close() // stops discovery
+		for end := time.Now().Add(6*time.Minute + 30*time.Second); time.Now().Before(end); time.Sleep(15 * time.Second) {
+			if code, _ := x.get(t, "/metrics"); code != 200 {
+				t.Fatalf("/metrics answered %d", code)
+			}
+		}
+		logs := x.logs.String()
+		warns := regexp.MustCompile(`(?m)^level=warn .*$`).FindAllString(logs, -1)
+		requests := e.fake.Requests("")
+		if requests == 0 || len(warns) != requests || strings.Contains(logs, "level=error") {
+			t.Errorf("%d warnings for %d failed requests, want one per pause and no error:\n%s", len(warns), requests, logs)
+		}
+		for _, w := range warns {
+			if !strings.Contains(w, "credential paused") {
+				t.Errorf("a warning that is not the credential's pause: %s", w)
+			}
+		}
+	})
+}

@@ -2,6 +2,8 @@ package discovery
 
 import (
 	"context"
+	"errors"
+	"net/http"
 	"regexp"
 	"slices"
 	"sync"
@@ -200,7 +202,13 @@ func (d *Discoverer) refresh(parent context.Context, s *source, notify bool) err
 		kept := len(s.targets)
 		s.next = time.Now().Add(min(s.Interval, d.o.RetryInterval))
 		s.mu.Unlock()
-		level.Warn(d.o.Logger).Log("msg", "discovery refresh failed; keeping the last list of targets", "credentials", s.Credential, "targets_kept", kept, "err", err)
+		lvl := level.Warn
+		if refusedCredential(err) {
+			// The credential already warns once per pause; a refresh
+			// retried every minute would repeat it.
+			lvl = level.Debug
+		}
+		lvl(d.o.Logger).Log("msg", "discovery refresh failed; keeping the last list of targets", "credentials", s.Credential, "targets_kept", kept, "err", err)
 		return err
 	}
 	targets := Select(s.Rule, projects, d.o.Static)
@@ -217,6 +225,16 @@ func (d *Discoverer) refresh(parent context.Context, s *source, notify bool) err
 		}
 	}
 	return nil
+}
+
+// refusedCredential tells a listing refused for a wrong credential: a 401,
+// or no call at all while the credential is paused after one.
+func refusedCredential(err error) bool {
+	if _, paused := kmsapi.PauseOf(err); paused {
+		return true
+	}
+	var e *kmsapi.Error
+	return errors.As(err, &e) && e.StatusCode == http.StatusUnauthorized
 }
 
 func sameTarget(a, b Target) bool {
