@@ -90,3 +90,31 @@ func TestStartRefusesSpecialFiles(t *testing.T) {
 		}
 	}
 }
+
+// --web.config.file is read by exporter-toolkit, which would wait forever
+// on a FIFO and read /dev/zero until memory runs out: the exporter refuses
+// it at start as it does its own files.
+func TestStartRefusesSpecialWebConfigFile(t *testing.T) {
+	_, cfgPath, _, _ := fileTestApp(t)
+	dir := filepath.Dir(cfgPath)
+	big := filepath.Join(dir, "big.yml")
+	writeFile(t, big, "\t"+strings.Repeat("x", 5<<20))
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ path, want string }{
+		{dir, dir + " is a directory, not a regular file"},
+		{big, big + " is larger than"},
+		{fifo, fifo + " is a named pipe (FIFO), not a regular file"},
+	} {
+		var out bytes.Buffer
+		args := []string{"--config.file=" + cfgPath, "--web.config.file=" + tc.path, "--web.listen-address=127.0.0.1:0"}
+		if code := run(args, &out, func(string) string { return "" }); code != 1 {
+			t.Errorf("%s: exit %d, want 1", tc.path, code)
+		}
+		if !strings.Contains(out.String(), "--web.config.file: "+tc.want) {
+			t.Errorf("%s: log does not say %q:\n%s", tc.path, tc.want, out.String())
+		}
+	}
+}

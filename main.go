@@ -24,6 +24,7 @@ import (
 	slgk "github.com/tjhop/slog-gokit"
 
 	"github.com/kms-exporter/kms_exporter/collector"
+	"github.com/kms-exporter/kms_exporter/config"
 )
 
 // settings are the parsed flags.
@@ -181,6 +182,12 @@ func run(args []string, stderr io.Writer, getenv func(string) string) int {
 	logger, slogger := newLogger(stderr, s.logLevel, s.logFormat)
 	level.Info(logger).Log("msg", "starting kms_exporter", "version", version.Info(), "build_context", version.BuildContext())
 
+	if f := *webFlags.WebConfigFile; f != "" {
+		if err := config.CheckFile(f); err != nil {
+			level.Error(logger).Log("msg", "cannot start", "err", fmt.Errorf("--web.config.file: %w", err))
+			return 1
+		}
+	}
 	a, err := newApp(s, logger, getenv)
 	if err != nil {
 		level.Error(logger).Log("msg", "cannot start", "err", err)

@@ -82,3 +82,11 @@ func regular(path string, fi fs.FileInfo) error {
 	}
 	return fmt.Errorf("%s is %s, not a regular file", path, what)
 }
+
+// CheckFile refuses, as Load would, a path that is not a regular file of at
+// most the config file's size: for a file another library reads without
+// such a bound (exporter-toolkit's --web.config.file).
+func CheckFile(path string) error {
+	_, err := readFile(path, maxConfigFileBytes)
+	return err
+}
