@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"os"
 	"os/signal"
@@ -73,6 +74,10 @@ func parseFlags(args []string) (*settings, *web.FlagConfig, error) {
 		return nil, nil, errors.New("--kms.timeout must be positive")
 	case s.timeoutOffset < 0:
 		return nil, nil, errors.New("--kms.timeout-offset must not be negative")
+	case !(s.rps > 0) || math.IsInf(s.rps, 1):
+		return nil, nil, errors.New("--kms.requests-per-second must be a positive number")
+	case s.concurrency <= 0:
+		return nil, nil, errors.New("--kms.concurrency must be positive")
 	case s.maxTagSeries < 0:
 		return nil, nil, errors.New("--collector.keys.max-tag-series must not be negative")
 	case s.historyLimit < 0:

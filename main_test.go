@@ -56,6 +56,17 @@ func TestParseFlags(t *testing.T) {
 			t.Errorf("%v accepted", bad)
 		}
 	}
+	// Silently replaced by the default, or unlimited, these would be a
+	// budget nobody asked for.
+	for _, bad := range []string{
+		"--kms.requests-per-second=0", "--kms.requests-per-second=-5", "--kms.requests-per-second=NaN",
+		"--kms.requests-per-second=Inf", "--kms.concurrency=0", "--kms.concurrency=-1",
+	} {
+		flag, _, _ := strings.Cut(bad, "=")
+		if _, _, err := parseFlags([]string{bad}); err == nil || !strings.Contains(err.Error(), flag) {
+			t.Errorf("%s: err %v, want an error naming %s", bad, err, flag)
+		}
+	}
 }
 
 func TestScrapeTimeout(t *testing.T) {
