@@ -6,6 +6,7 @@ import (
 	stdlog "log"
 	"net/http"
 	"net/http/pprof"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -170,6 +171,10 @@ func (a *app) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	a.serveGatherer(w, r, prometheus.Gatherers{reg, a.own})
 }
 
+// maxEchoedTarget bounds the unknown target name an error quotes: a
+// target name in a config is at most 256 bytes.
+const maxEchoedTarget = 256
+
 // serveProbe answers for one target, from a fresh registry.
 func (a *app) serveProbe(w http.ResponseWriter, r *http.Request) {
 	l := a.inForce(w)
@@ -178,7 +183,12 @@ func (a *app) serveProbe(w http.ResponseWriter, r *http.Request) {
 	}
 	name := r.URL.Query().Get("target")
 	if name == "" {
-		http.Error(w, "missing target parameter: /probe?target=NAME, NAME one of: "+strings.Join(l.exp.TargetNames(), ", "), http.StatusBadRequest)
+		msg := "missing target parameter"
+		if _, err := url.ParseQuery(r.URL.RawQuery); err != nil {
+			// Go drops the pairs it cannot parse, the target among them.
+			msg = "bad query (" + err.Error() + ")"
+		}
+		http.Error(w, msg+": /probe?target=NAME, NAME one of: "+strings.Join(l.exp.TargetNames(), ", "), http.StatusBadRequest)
 		return
 	}
 	ctx, cancel := a.scrapeContext(r)
@@ -186,7 +196,11 @@ func (a *app) serveProbe(w http.ResponseWriter, r *http.Request) {
 	ctx, si := withScrapeInfo(ctx, "/probe")
 	c, ok := l.exp.TargetCollector(ctx, name)
 	if !ok {
-		http.Error(w, fmt.Sprintf("unknown target %q: not in the config; one of: %s", name, strings.Join(l.exp.TargetNames(), ", ")), http.StatusBadRequest)
+		shown := name
+		if len(shown) > maxEchoedTarget {
+			shown = shown[:maxEchoedTarget] + "..." // echo no large input
+		}
+		http.Error(w, fmt.Sprintf("unknown target %q: not in the config; one of: %s", shown, strings.Join(l.exp.TargetNames(), ", ")), http.StatusBadRequest)
 		return
 	}
 	if r.URL.Query().Get("debug") == "true" {

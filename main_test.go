@@ -182,6 +182,16 @@ func TestProbe(t *testing.T) {
 		if code != 400 || !strings.Contains(body, "missing target parameter") || !strings.Contains(body, "t0, t1") {
 			t.Errorf("missing target: %d %s", code, body)
 		}
+		// A long name is not echoed whole: the answer stays small.
+		code, body = e.get(t, "/probe?target="+strings.Repeat("x", 20000))
+		if code != 400 || len(body) > 1000 || !strings.Contains(body, `unknown target "xxxx`) {
+			t.Errorf("long unknown target: %d, %d bytes: %.200s", code, len(body), body)
+		}
+		// A query Go cannot parse loses its pairs: say so, not "missing".
+		code, body = e.get(t, "/probe?target=t0;x=1")
+		if code != 400 || !strings.Contains(body, "bad query") || !strings.Contains(body, "semicolon") {
+			t.Errorf("query with a semicolon: %d %s", code, body)
+		}
 	})
 }
 

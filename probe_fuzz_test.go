@@ -43,6 +43,7 @@ func FuzzProbeQuery(f *testing.F) {
 		{"target=t0;x=1", ""},
 		{"TARGET=t0", ""},
 		{"target=" + strings.Repeat("x", 5000), ""},
+		{"target=" + strings.Repeat("x", 20000), ""}, // more than the 400 body may hold
 		{"target=<script>alert(1)</script>", ""},
 	} {
 		f.Add(seed.query, seed.timeout)
