@@ -85,7 +85,7 @@ func NewCredential(o CredentialOptions) (*Credential, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	// A burst of up to Concurrency lets ListKeys send its remaining pages
+	// A burst of up to Concurrency lets VisitKeys send its remaining pages
 	// together; the average stays at RequestsPerSecond.
 	burst := o.Concurrency
 	if o.RequestsPerSecond < float64(burst) {
