@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"sync"
 
 	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
@@ -36,7 +37,7 @@ func (c *Client) ListKeys(ctx context.Context) ([]Key, error) {
 // API's order, each key once: the first page tells the total, the rest are
 // fetched concurrently (as many at once as the credential allows in flight).
 // fn sees a page only once it decoded whole and held together; it must not
-// keep the page past its return (the storage is reused), only what it
+// keep the page past its return (its storage is reused), only what it
 // copies out of it (the strings are the caller's). An error from fn ends
 // the listing. A listing thus holds the pages in flight, not every key.
 //
@@ -50,7 +51,7 @@ func (c *Client) ListKeys(ctx context.Context) ([]Key, error) {
 // its offset (up to the limit) and none twice. One that does not is
 // broken, not busy, and fails the listing.
 func (c *Client) VisitKeys(ctx context.Context, fn func(page []Key) error) error {
-	first, err := c.filterKeys(ctx, 0, nil)
+	first, err := c.filterKeys(ctx, 0, pageBuffer())
 	if err != nil {
 		return err
 	}
@@ -77,24 +78,16 @@ func (c *Client) VisitKeys(ctx context.Context, fn func(page []Key) error) error
 // the group, so no more pages than the group allows are ever held.
 func (c *Client) visitRest(ctx context.Context, v *keyVisit, first listedPage) error {
 	n := (first.Total + MaxPageSize - 1) / MaxPageSize
-	limit := c.opts.Credential.opts.Concurrency
 	turn := make([]chan struct{}, n+1) // closed when page i may be visited
 	for i := range turn {
 		turn[i] = make(chan struct{})
 	}
 	close(turn[1])
-	free := make(chan []Key, limit+1) // storage of visited pages, for the next
-	free <- first.Keys[:0]
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(limit)
+	g.SetLimit(c.opts.Credential.opts.Concurrency)
 	for i := 1; i < n; i++ {
 		g.Go(func() error {
-			var dst []Key
-			select {
-			case dst = <-free:
-			default:
-			}
-			p, err := c.filterKeys(gctx, i*MaxPageSize, dst)
+			p, err := c.filterKeys(gctx, i*MaxPageSize, pageBuffer())
 			if err != nil {
 				return err
 			}
@@ -107,10 +100,6 @@ func (c *Client) visitRest(ctx context.Context, v *keyVisit, first listedPage) e
 				return err
 			}
 			close(turn[i+1])
-			select {
-			case free <- p.Keys[:0]:
-			default:
-			}
 			return nil
 		})
 	}
@@ -154,7 +143,26 @@ func (v *keyVisit) visit(p listedPage) error {
 	}
 	v.pages++
 	v.lastTotal, v.end = p.Total, p.offset+len(p.Keys)
-	return v.fn(kept)
+	if err := v.fn(kept); err != nil {
+		return err
+	}
+	if cap(p.Keys) >= MaxPageSize {
+		clear(p.Keys) // no stale key keeps its strings alive in the pool
+		keyPages.Put(&p.Keys)
+	}
+	return nil
+}
+
+// keyPages is the storage of visited pages, for the next page of any
+// listing: pages are visited as they arrive, so few are needed at once.
+var keyPages sync.Pool
+
+// pageBuffer returns storage for a page from keyPages; nil when it has none.
+func pageBuffer() []Key {
+	if b, ok := keyPages.Get().(*[]Key); ok {
+		return (*b)[:0]
+	}
+	return nil
 }
 
 // readOn reads on from where the last page ended while an answer told of
@@ -163,7 +171,7 @@ func (v *keyVisit) visit(p listedPage) error {
 func (c *Client) readOn(ctx context.Context, v *keyVisit) error {
 	total := v.maxTotal
 	for offset := v.end; offset < total; {
-		p, err := c.filterKeys(ctx, offset, nil)
+		p, err := c.filterKeys(ctx, offset, pageBuffer())
 		if err != nil {
 			return err
 		}
