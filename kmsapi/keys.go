@@ -51,7 +51,7 @@ func (c *Client) ListKeys(ctx context.Context) ([]Key, error) {
 // its offset (up to the limit) and none twice. One that does not is
 // broken, not busy, and fails the listing.
 func (c *Client) VisitKeys(ctx context.Context, fn func(page []Key) error) error {
-	first, err := c.filterKeys(ctx, 0, pageBuffer())
+	first, err := c.filterKeys(ctx, 0, nil)
 	if err != nil {
 		return err
 	}
@@ -87,7 +87,7 @@ func (c *Client) visitRest(ctx context.Context, v *keyVisit, first listedPage) e
 	g.SetLimit(c.opts.Credential.opts.Concurrency)
 	for i := 1; i < n; i++ {
 		g.Go(func() error {
-			p, err := c.filterKeys(gctx, i*MaxPageSize, pageBuffer())
+			p, err := c.filterKeys(gctx, i*MaxPageSize, nil)
 			if err != nil {
 				return err
 			}
@@ -171,7 +171,7 @@ func pageBuffer() []Key {
 func (c *Client) readOn(ctx context.Context, v *keyVisit) error {
 	total := v.maxTotal
 	for offset := v.end; offset < total; {
-		p, err := c.filterKeys(ctx, offset, pageBuffer())
+		p, err := c.filterKeys(ctx, offset, nil)
 		if err != nil {
 			return err
 		}
@@ -188,13 +188,16 @@ func (c *Client) readOn(ctx context.Context, v *keyVisit) error {
 }
 
 // filterKeys calls resource_instances with action filter for the page at
-// offset, decoded into dst's storage when it fits in cap(dst): each attempt
-// decodes afresh, and only a complete page is kept. The page must hold
-// together on its own.
+// offset, decoded into dst's storage (nil: storage from keyPages) when it
+// fits in cap(dst): each attempt decodes afresh, and only a complete page
+// is kept. The page must hold together on its own.
 func (c *Client) filterKeys(ctx context.Context, offset int, dst []Key) (listedPage, error) {
 	var p keyPage
 	body := `{"action":"filter","limit":"` + strconv.Itoa(MaxPageSize) + `","offset":"` + strconv.Itoa(offset) + `"}`
 	err := c.call(ctx, EndpointResourceInstances, "v1.0", "resource_instances/action", []byte(body), func(resp *http.Response, body io.Reader) (err error) {
+		if dst == nil { // taken when the answer is there, not while waiting for it
+			dst = pageBuffer()
+		}
 		p, err = decodeKeyPage(body, resp.ContentLength, dst)
 		return err
 	})
