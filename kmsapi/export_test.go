@@ -1,6 +1,9 @@
 package kmsapi
 
-import "errors"
+import (
+	"context"
+	"errors"
+)
 
 // SetMaxBodyBytes lowers the response body cap for the tests of package
 // kmsapi_test and returns a function restoring it.
@@ -17,3 +20,17 @@ var (
 	IsAuthFailure = isAuthFailure
 	IsPaused      = func(err error) bool { return errors.Is(err, errCredentialPaused) }
 )
+
+// ListKeys returns every key once, in the API's order: VisitKeys with the
+// pages joined, for tests that look at a whole listing.
+func (c *Client) ListKeys(ctx context.Context) ([]Key, error) {
+	keys := []Key{}
+	err := c.VisitKeys(ctx, func(page []Key) error {
+		keys = append(keys, page...)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return keys, nil
+}

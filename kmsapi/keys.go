@@ -16,22 +16,8 @@ import (
 	"github.com/kms-exporter/kms_exporter/internal/apitrace"
 )
 
-// maxListedKeys bounds ListKeys against an absurd total_count.
+// maxListedKeys bounds a listing against an absurd total_count.
 var maxListedKeys = 1_000_000
-
-// ListKeys returns every key once, in the API's order: VisitKeys with the
-// pages joined. A listing of many keys is better visited page by page.
-func (c *Client) ListKeys(ctx context.Context) ([]Key, error) {
-	keys := []Key{}
-	err := c.VisitKeys(ctx, func(page []Key) error {
-		keys = append(keys, page...)
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return keys, nil
-}
 
 // VisitKeys calls fn with every page of keys, one page at a time and in the
 // API's order, each key once: the first page tells the total, the rest are
@@ -51,7 +37,7 @@ func (c *Client) ListKeys(ctx context.Context) ([]Key, error) {
 // its offset (up to the limit) and none twice. One that does not is
 // broken, not busy, and fails the listing.
 func (c *Client) VisitKeys(ctx context.Context, fn func(page []Key) error) error {
-	first, err := c.filterKeys(ctx, 0, nil)
+	first, err := c.filterKeys(ctx, 0)
 	if err != nil {
 		return err
 	}
@@ -87,7 +73,7 @@ func (c *Client) visitRest(ctx context.Context, v *keyVisit, first listedPage) e
 	g.SetLimit(c.opts.Credential.opts.Concurrency)
 	for i := 1; i < n; i++ {
 		g.Go(func() error {
-			p, err := c.filterKeys(gctx, i*MaxPageSize, nil)
+			p, err := c.filterKeys(gctx, i*MaxPageSize)
 			if err != nil {
 				return err
 			}
@@ -157,21 +143,13 @@ func (v *keyVisit) visit(p listedPage) error {
 // listing: pages are visited as they arrive, so few are needed at once.
 var keyPages sync.Pool
 
-// pageBuffer returns storage for a page from keyPages; nil when it has none.
-func pageBuffer() []Key {
-	if b, ok := keyPages.Get().(*[]Key); ok {
-		return (*b)[:0]
-	}
-	return nil
-}
-
 // readOn reads on from where the last page ended while an answer told of
 // more keys: the list grew while it was read. The first page is older than
 // the others; which of them is the newest is not known.
 func (c *Client) readOn(ctx context.Context, v *keyVisit) error {
 	total := v.maxTotal
 	for offset := v.end; offset < total; {
-		p, err := c.filterKeys(ctx, offset, nil)
+		p, err := c.filterKeys(ctx, offset)
 		if err != nil {
 			return err
 		}
@@ -188,15 +166,17 @@ func (c *Client) readOn(ctx context.Context, v *keyVisit) error {
 }
 
 // filterKeys calls resource_instances with action filter for the page at
-// offset, decoded into dst's storage (nil: storage from keyPages) when it
-// fits in cap(dst): each attempt decodes afresh, and only a complete page
-// is kept. The page must hold together on its own.
-func (c *Client) filterKeys(ctx context.Context, offset int, dst []Key) (listedPage, error) {
+// offset, decoded into storage from keyPages: each attempt decodes afresh,
+// and only a complete page is kept. The page must hold together on its own.
+func (c *Client) filterKeys(ctx context.Context, offset int) (listedPage, error) {
 	var p keyPage
+	var dst []Key
 	body := `{"action":"filter","limit":"` + strconv.Itoa(MaxPageSize) + `","offset":"` + strconv.Itoa(offset) + `"}`
 	err := c.call(ctx, EndpointResourceInstances, "v1.0", "resource_instances/action", []byte(body), func(resp *http.Response, body io.Reader) (err error) {
 		if dst == nil { // taken when the answer is there, not while waiting for it
-			dst = pageBuffer()
+			if b, ok := keyPages.Get().(*[]Key); ok {
+				dst = (*b)[:0]
+			}
 		}
 		p, err = decodeKeyPage(body, resp.ContentLength, dst)
 		return err
@@ -205,7 +185,7 @@ func (c *Client) filterKeys(ctx context.Context, offset int, dst []Key) (listedP
 	case err != nil:
 		return listedPage{}, err
 	case p.Total > maxListedKeys:
-		return listedPage{}, decodeError(EndpointResourceInstances, "total_count %d exceeds the %d keys ListKeys handles", p.Total, maxListedKeys)
+		return listedPage{}, decodeError(EndpointResourceInstances, "total_count %d exceeds the %d keys a listing handles", p.Total, maxListedKeys)
 	case len(p.Keys) != want:
 		return listedPage{}, decodeError(EndpointResourceInstances, "page at offset %d holds %d keys where its total_count %d leaves room for %d", offset, len(p.Keys), p.Total, want)
 	}

@@ -59,7 +59,7 @@ func TestKeyPageCutMidBodyIsRetried(t *testing.T) {
 				}
 				w.Write(page)
 			})
-			p, err := newTestClient(t, srv.URL, NewAKSK(testAK, testSK, "")).filterKeys(ctxTimeout(t, 10*time.Second), 0, nil)
+			p, err := newTestClient(t, srv.URL, NewAKSK(testAK, testSK, "")).filterKeys(ctxTimeout(t, 10*time.Second), 0)
 			if err != nil || len(p.Keys) != 200 || p.Keys[199].ID != "key-000199" {
 				t.Errorf("Content-Length %v: %d keys, %v", withLength, len(p.Keys), err)
 			}
@@ -89,7 +89,7 @@ func TestBadKeyPageIsNotRetried(t *testing.T) {
 				w.Header().Set("X-Request-Id", "rid-bad")
 				io.WriteString(w, body)
 			})
-			_, err := newTestClient(t, srv.URL, NewAKSK(testAK, testSK, "")).filterKeys(ctxTimeout(t, 10*time.Second), 0, nil)
+			_, err := newTestClient(t, srv.URL, NewAKSK(testAK, testSK, "")).filterKeys(ctxTimeout(t, 10*time.Second), 0)
 			e := mustError(t, err)
 			if e.StatusCode != 200 || e.Endpoint != EndpointResourceInstances || e.RequestID != "rid-bad" || errors.Is(err, errBodyTooLarge) {
 				t.Errorf("%s: got %#v: %v", name, e, err)
@@ -204,7 +204,7 @@ func TestKeyPageOverCap(t *testing.T) {
 			c := newTestClient(t, srv.URL, NewAKSK(testAK, testSK, ""), func(o *CredentialOptions) {
 				o.HTTPClient = memClient(t, func(next http.RoundTripper) http.RoundTripper { tr.next = next; return tr })
 			})
-			_, err := c.filterKeys(ctxTimeout(t, 10*time.Second), 0, nil)
+			_, err := c.filterKeys(ctxTimeout(t, 10*time.Second), 0)
 			if e := mustError(t, err); !errors.Is(err, errBodyTooLarge) || e.StatusCode != 200 || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("%s: got %v", name, err)
 			}
