@@ -162,7 +162,10 @@ func (a *ecsAuth) fetch(ctx context.Context, h caller) (*ecsKey, error) {
 	var tok []byte
 	// The session token is optional: older metadata services lack it.
 	err := h.do(ctx, &request{endpoint: EndpointECSMetadata, method: http.MethodPut, url: a.o.Endpoint + "/meta-data/latest/api/token",
-		header: http.Header{"X-Metadata-Token-Ttl-Seconds": {"21600"}}, decode: readAll(&tok)})
+		header: http.Header{"X-Metadata-Token-Ttl-Seconds": {"21600"}}, decode: func(_ *http.Response, body io.Reader) (err error) {
+			tok, err = io.ReadAll(body)
+			return err
+		}})
 	if ctx.Err() != nil {
 		return nil, &Error{Endpoint: EndpointECSMetadata, Err: ctx.Err()}
 	}

@@ -140,9 +140,6 @@ func NewClient(o ClientOptions) (*Client, error) {
 func (c *Client) Region() string    { return c.opts.Region }
 func (c *Client) ProjectID() string { return c.opts.ProjectID }
 
-// Credential is the credential this client calls with.
-func (c *Client) Credential() *Credential { return c.opts.Credential }
-
 // call calls a KMS API of the client's project: path below
 // /<version>/<project>/kms/, body for POST.
 func (c *Client) call(ctx context.Context, endpoint, version, path string, body []byte, decode decodeFunc) error {

@@ -152,7 +152,6 @@ func (c *Credential) waitLimit(ctx context.Context) (time.Duration, error) {
 	return d, err
 }
 
-// iamEndpoint is the IAM endpoint the credential calls for region.
 func (c *Credential) iamEndpoint(region string) string {
 	return cmp.Or(c.opts.IAMEndpoint, regions.IAMEndpoint(region))
 }

@@ -34,3 +34,6 @@ func (c *Client) ListKeys(ctx context.Context) ([]Key, error) {
 	}
 	return keys, nil
 }
+
+// Credential is the credential c calls with.
+func (c *Client) Credential() *Credential { return c.opts.Credential }

@@ -133,19 +133,6 @@ func (s *tokenSource) authenticateVia(ctx context.Context, h caller, req *http.R
 	return err
 }
 
-// lookupProject gets a token scoped to the project named after region and
-// reads the project's ID from it; the token stays cached for KMS calls.
-func (s *tokenSource) lookupProject(ctx context.Context, h caller, region string) (string, error) {
-	t, err := s.token(ctx, h, region, scope{projectName: region})
-	if err == nil && t.projectID == "" {
-		err = &Error{Endpoint: EndpointIAMToken, StatusCode: http.StatusCreated, Err: fmt.Errorf("token for project %q names no project ID", region)}
-	}
-	if err != nil {
-		return "", err
-	}
-	return t.projectID, nil
-}
-
 func (s *tokenSource) token(ctx context.Context, h caller, region string, sc scope) (*iamToken, error) {
 	s.mu.Lock()
 	t := s.tokens[sc]
@@ -237,7 +224,12 @@ func (c *Credential) LookupProject(ctx context.Context, region string) (id strin
 			if _, err := c.waitLimit(ctx); err != nil {
 				return attempt{err: &Error{Endpoint: EndpointIAMToken, Err: err}}
 			}
-			id, err = l.lookupProject(ctx, c.http, region)
+			t, err := l.token(ctx, c.http, region, scope{projectName: region})
+			if err == nil {
+				if id = t.projectID; id == "" {
+					err = &Error{Endpoint: EndpointIAMToken, StatusCode: http.StatusCreated, Err: fmt.Errorf("token for project %q names no project ID", region)}
+				}
+			}
 			e, _ := asError(err)
 			return attempt{err: err, retry: e != nil && retryableStatus(e.StatusCode)}
 		})

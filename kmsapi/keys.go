@@ -92,7 +92,6 @@ func (c *Client) visitRest(ctx context.Context, v *keyVisit, first listedPage) e
 	return g.Wait()
 }
 
-// listedPage is a page and the offset it was asked for.
 type listedPage struct {
 	keyPage
 	offset int
@@ -352,7 +351,6 @@ func (p *pageDecoder) detail(name []byte, k *Key) error {
 	return p.dec.SkipValue()
 }
 
-// readTags appends a key's tags to p.tags.
 func (p *pageDecoder) readTags() error {
 	return p.elements(func() error {
 		var t Tag

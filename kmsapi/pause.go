@@ -254,7 +254,6 @@ func (c *Credential) savePause() {
 	}
 }
 
-// warn logs a warning when the credential has a logger.
 func (c *Credential) warn(keyvals ...any) {
 	if c.opts.Logger != nil {
 		level.Warn(c.opts.Logger).Log(keyvals...)

@@ -176,14 +176,6 @@ func answer(ctx context.Context, r *request, resp *http.Response) attempt {
 	return attempt{err: e, retry: ctx.Err() == nil && !errors.Is(body.err, errBodyTooLarge)}
 }
 
-// readAll is a decodeFunc that keeps the whole answer in *dst.
-func readAll(dst *[]byte) decodeFunc {
-	return func(_ *http.Response, body io.Reader) (err error) {
-		*dst, err = io.ReadAll(body)
-		return err
-	}
-}
-
 // cappedBody is a response body read no further than maxBodyBytes. It
 // remembers its read error, so that answer can tell a broken transfer
 // (retried) from a malformed answer (not).
@@ -244,7 +236,6 @@ func withoutUserinfo(err error) error {
 	return err
 }
 
-// redactURL is raw without user info.
 func redactURL(raw string) string {
 	if u, err := url.Parse(raw); err == nil {
 		u.User = nil
