@@ -44,13 +44,6 @@ type (
 	identified interface{ identity() (id, hint string) }
 )
 
-func (c *Credential) authenticate(ctx context.Context, req *http.Request, body []byte, projectID, region string) error {
-	if a, ok := c.opts.Auth.(expiring); ok {
-		return a.authenticateVia(ctx, c.http, req, body, projectID, region)
-	}
-	return c.opts.Auth.Authenticate(ctx, req, body, projectID)
-}
-
 // NewAKSK signs every request with an AK/SK pair; securityToken is set for
 // temporary credentials and empty for permanent ones.
 func NewAKSK(ak, sk, securityToken string) Authenticator {

@@ -247,6 +247,9 @@ func (c *Credential) send(ctx context.Context, r *request) attempt {
 		if r.projectID != "" {
 			req.Header.Set("X-Project-Id", r.projectID)
 		}
-		return c.authenticate(ctx, req, r.body, r.projectID, r.region)
+		if a, ok := c.opts.Auth.(expiring); ok {
+			return a.authenticateVia(ctx, c.http, req, r.body, r.projectID, r.region)
+		}
+		return c.opts.Auth.Authenticate(ctx, req, r.body, r.projectID)
 	})
 }

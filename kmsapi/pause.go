@@ -142,7 +142,10 @@ func (c *Credential) leave(gen uint64, probe bool, err error) {
 		g.last, g.Endpoint, g.Code = e, e.Endpoint, e.Code
 		c.opts.Auth.Invalidate()
 		c.savePause()
-		c.warnPaused(e)
+		c.warn("msg", "authentication failed: credential paused, no call with it until the pause ends",
+			"credential", c.opts.Name, "endpoint", e.Endpoint, "status", e.StatusCode, "error_code", e.Code, "request_id", e.RequestID,
+			"failures", g.Failures, "pause", g.PausedUntil.Sub(c.opts.Now()).Round(time.Second), "until", g.PausedUntil.UTC().Format(time.RFC3339),
+			"hint", c.hint)
 	case isErr && (e.Endpoint == EndpointIAMToken || e.Endpoint == EndpointECSMetadata):
 		// Login or metadata trouble other than a 401 says nothing yet.
 	case isErr && e.StatusCode >= 200 && e.StatusCode < 500 && e.StatusCode != http.StatusTooManyRequests:
@@ -258,16 +261,6 @@ func (c *Credential) warn(keyvals ...any) {
 	if c.opts.Logger != nil {
 		level.Warn(c.opts.Logger).Log(keyvals...)
 	}
-}
-
-// warnPaused writes the one warning of a pause that e started.
-// c.gate.mu is held.
-func (c *Credential) warnPaused(e *Error) {
-	g := &c.gate
-	c.warn("msg", "authentication failed: credential paused, no call with it until the pause ends",
-		"credential", c.opts.Name, "endpoint", e.Endpoint, "status", e.StatusCode, "error_code", e.Code, "request_id", e.RequestID,
-		"failures", g.Failures, "pause", g.PausedUntil.Sub(c.opts.Now()).Round(time.Second), "until", g.PausedUntil.UTC().Format(time.RFC3339),
-		"hint", c.hint)
 }
 
 // PausedUntil reports whether the credential rests after an
