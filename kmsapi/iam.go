@@ -47,7 +47,7 @@ type obj = map[string]any
 // as X-Auth-Token, caching one token per project until shortly before it expires.
 func NewIAMPassword(o IAMPasswordOptions) Authenticator {
 	user := obj{"name": o.UserName, "password": o.Password, "domain": obj{"name": o.DomainName}}
-	return newTokenSource(tokenLogin{
+	return newTokenSource(&tokenSource{
 		iamEndpoint: o.IAMEndpoint, now: o.Now, path: "/v3/auth/tokens",
 		auth: func() (obj, error) {
 			return obj{"identity": obj{"methods": []string{"password"}, "password": obj{"user": user}}}, nil
@@ -61,7 +61,7 @@ func NewIAMPassword(o IAMPasswordOptions) Authenticator {
 // NewOIDC exchanges the ID token, read afresh each time, for IAM tokens as
 // NewIAMPassword logs in for them; calls for no project get an unscoped one.
 func NewOIDC(o OIDCOptions) Authenticator {
-	return newTokenSource(tokenLogin{
+	return newTokenSource(&tokenSource{
 		iamEndpoint: o.IAMEndpoint, now: o.Now, path: "/v3.0/OS-AUTH/id-token/tokens",
 		header: http.Header{"X-Idp-Id": {o.IdpID}},
 		auth: func() (obj, error) {
@@ -75,8 +75,10 @@ func NewOIDC(o OIDCOptions) Authenticator {
 	})
 }
 
-// tokenLogin is how a tokenSource gets its tokens from IAM.
-type tokenLogin struct {
+// tokenSource authenticates with IAM tokens (X-Auth-Token). It keeps one
+// token per scope until shortly before the token expires, and asks IAM once
+// for concurrent callers.
+type tokenSource struct {
 	iamEndpoint string // override; "" for the IAM endpoint of each call's region
 	now         func() time.Time
 	path        string              // of the token request
@@ -84,13 +86,7 @@ type tokenLogin struct {
 	auth        func() (obj, error) // the request's auth object but its scope
 	unscoped    obj                 // the scope for calls of no project; nil for none
 	id, hint    string              // see identified
-}
 
-// tokenSource authenticates with IAM tokens (X-Auth-Token). It keeps one
-// token per scope until shortly before the token expires, and asks IAM once
-// for concurrent callers.
-type tokenSource struct {
-	tokenLogin
 	sf     flight.Group[scope, *iamToken]
 	mu     sync.Mutex
 	tokens map[scope]*iamToken
@@ -106,15 +102,15 @@ type iamToken struct {
 	refreshAt time.Time
 }
 
-func newTokenSource(l tokenLogin) *tokenSource {
-	l.iamEndpoint = strings.TrimRight(l.iamEndpoint, "/")
-	if l.now == nil {
-		l.now = time.Now
+func newTokenSource(s *tokenSource) *tokenSource {
+	s.iamEndpoint = strings.TrimRight(s.iamEndpoint, "/")
+	if s.now == nil {
+		s.now = time.Now
 	}
 	h := http.Header{"Content-Type": {"application/json;charset=UTF-8"}}
-	maps.Copy(h, l.header)
-	l.header = h
-	return &tokenSource{tokenLogin: l, tokens: map[scope]*iamToken{}}
+	maps.Copy(h, s.header)
+	s.header, s.tokens = h, map[scope]*iamToken{}
+	return s
 }
 
 func (s *tokenSource) identity() (string, string) { return s.id, s.hint }
