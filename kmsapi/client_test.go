@@ -284,7 +284,7 @@ func TestRetries(t *testing.T) {
 			{seq: []int{401, 200}, calls: 1, checkFn: isAuthFailure},
 			{seq: []int{403, 200}, calls: 1, checkFn: statusIs(403)},
 			{seq: []int{404, 200}, calls: 1, checkFn: statusIs(404)},
-			{seq: []int{400, 200}, calls: 1, checkFn: func(err error) bool { e, _ := asError(err); return e.StatusCode == 400 }},
+			{seq: []int{400, 200}, calls: 1, checkFn: func(err error) bool { e, _ := errors.AsType[*Error](err); return e.StatusCode == 400 }},
 		} {
 			srv, calls := faultServer(t, tc.seq...)
 			var codes []string
@@ -306,7 +306,7 @@ func TestRetries(t *testing.T) {
 			if calls.Load() != tc.calls || int64(len(codes)) != tc.calls {
 				t.Errorf("%v: %d calls, %d observed, want %d", tc.seq, calls.Load(), len(codes), tc.calls)
 			}
-			if e, ok := asError(err); ok && e.RequestID == "" {
+			if e, ok := errors.AsType[*Error](err); ok && e.RequestID == "" {
 				t.Errorf("%v: no request id in %v", tc.seq, err)
 			}
 			if codes[0] != fmt.Sprint(tc.seq[0]) {

@@ -189,7 +189,7 @@ func (c *Credential) retry(ctx context.Context, try func(context.Context) attemp
 		if a.err == nil {
 			return nil
 		}
-		e, _ := asError(a.err)
+		e, _ := errors.AsType[*Error](a.err)
 		if rj, ok := c.opts.Auth.(expiring); ok && a.req != nil && !refreshed && e != nil &&
 			e.StatusCode == http.StatusUnauthorized && tokenExpiredCodes[e.Code] {
 			// The token or temporary key expired early: fetch a new one and

@@ -56,12 +56,6 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
-func asError(err error) (*Error, bool) {
-	var e *Error
-	ok := errors.As(err, &e)
-	return e, ok
-}
-
 // errCredentialPaused is returned (wrapped, with the remembered failure)
 // when a credential is resting after an authentication failure.
 var errCredentialPaused = errors.New("credential paused after an authentication failure")

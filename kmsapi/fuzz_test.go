@@ -2,6 +2,7 @@ package kmsapi
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"net/http"
 	"reflect"
@@ -20,7 +21,7 @@ func checkDecodeErr(t *testing.T, endpoint string, err error) {
 	if err == nil {
 		return
 	}
-	e, ok := asError(err)
+	e, ok := errors.AsType[*Error](err)
 	if !ok || e.Endpoint != endpoint || e.Err == nil {
 		t.Fatalf("want *Error for %s with a cause, got %#v", endpoint, err)
 	}

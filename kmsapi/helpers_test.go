@@ -121,7 +121,7 @@ func mustError(t *testing.T, err error) *Error {
 	if err == nil {
 		t.Fatal("want an error, got nil")
 	}
-	e, ok := asError(err)
+	e, ok := errors.AsType[*Error](err)
 	if !ok {
 		t.Fatalf("want *Error, got %T: %v", err, err)
 	}
@@ -130,7 +130,7 @@ func mustError(t *testing.T, err error) *Error {
 
 // statusOf is the HTTP status a call failed with; 0 without an *Error.
 func statusOf(err error) int {
-	if e, ok := asError(err); ok {
+	if e, ok := errors.AsType[*Error](err); ok {
 		return e.StatusCode
 	}
 	return 0

@@ -226,7 +226,7 @@ func (c *Credential) LookupProject(ctx context.Context, region string) (id strin
 					err = &Error{Endpoint: EndpointIAMToken, StatusCode: http.StatusCreated, Err: fmt.Errorf("token for project %q names no project ID", region)}
 				}
 			}
-			e, _ := asError(err)
+			e, _ := errors.AsType[*Error](err)
 			return attempt{err: err, retry: e != nil && retryableStatus(e.StatusCode)}
 		})
 		return id, err

@@ -115,7 +115,7 @@ func (c *Credential) leave(gen uint64, probe bool, err error) {
 		close(g.probe)
 		g.probe = nil
 	}
-	e, isErr := asError(err)
+	e, isErr := errors.AsType[*Error](err)
 	rejected := isErr && e.StatusCode == http.StatusUnauthorized
 	if rejected {
 		// Every 401 counts at the API, a late one too.

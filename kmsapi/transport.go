@@ -95,7 +95,7 @@ func (h caller) exchange(ctx context.Context, r *request, call *apitrace.Event, 
 	req.Header.Set("User-Agent", h.userAgent)
 	if prepare != nil {
 		if err := prepare(req); err != nil {
-			if e, ok := asError(err); ok {
+			if e, ok := errors.AsType[*Error](err); ok {
 				// A login or metadata call failed: a 401 there pauses the
 				// credential like a 401 from KMS.
 				return attempt{err: err, retry: retryableStatus(e.StatusCode), call: call}
@@ -161,7 +161,7 @@ func answer(ctx context.Context, r *request, resp *http.Response) attempt {
 	if err == nil {
 		return attempt{}
 	}
-	e, ok := asError(err)
+	e, ok := errors.AsType[*Error](err)
 	if !ok || body.err != nil {
 		e = &Error{Endpoint: r.endpoint, Err: err}
 	}
