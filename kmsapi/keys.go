@@ -62,7 +62,7 @@ func (c *Client) VisitKeys(ctx context.Context, fn func(page []Key) error) error
 // visitRest fetches the pages after the first concurrently and visits them
 // in order: a page that arrives early waits for its turn in its slot of
 // the group, so no more pages than the group allows are ever held.
-func (c *Client) visitRest(ctx context.Context, v *keyVisit, first listedPage) error {
+func (c *Client) visitRest(ctx context.Context, v *keyVisit, first keyPage) error {
 	n := (first.Total + MaxPageSize - 1) / MaxPageSize
 	turn := make([]chan struct{}, n+1) // closed when page i may be visited
 	for i := range turn {
@@ -92,11 +92,6 @@ func (c *Client) visitRest(ctx context.Context, v *keyVisit, first listedPage) e
 	return g.Wait()
 }
 
-type listedPage struct {
-	keyPage
-	offset int
-}
-
 // keyVisit is the state of a listing between its pages: which keys it
 // passed on (by ID, in which page) and what the pages told.
 type keyVisit struct {
@@ -109,7 +104,7 @@ type keyVisit struct {
 
 // visit passes on the keys of the next page not seen before. A page that
 // lists a key twice is broken.
-func (v *keyVisit) visit(p listedPage) error {
+func (v *keyVisit) visit(p keyPage) error {
 	n := v.pages
 	kept := p.Keys[:0]
 	for _, k := range p.Keys {
@@ -167,7 +162,7 @@ func (c *Client) readOn(ctx context.Context, v *keyVisit) error {
 // filterKeys calls resource_instances with action filter for the page at
 // offset, decoded into storage from keyPages: each attempt decodes afresh,
 // and only a complete page is kept. The page must hold together on its own.
-func (c *Client) filterKeys(ctx context.Context, offset int) (listedPage, error) {
+func (c *Client) filterKeys(ctx context.Context, offset int) (keyPage, error) {
 	var p keyPage
 	var dst []Key
 	body := `{"action":"filter","limit":"` + strconv.Itoa(MaxPageSize) + `","offset":"` + strconv.Itoa(offset) + `"}`
@@ -182,19 +177,21 @@ func (c *Client) filterKeys(ctx context.Context, offset int) (listedPage, error)
 	})
 	switch want := min(MaxPageSize, max(0, p.Total-offset)); {
 	case err != nil:
-		return listedPage{}, err
+		return keyPage{}, err
 	case p.Total > maxListedKeys:
-		return listedPage{}, decodeError(EndpointResourceInstances, "total_count %d exceeds the %d keys a listing handles", p.Total, maxListedKeys)
+		return keyPage{}, decodeError(EndpointResourceInstances, "total_count %d exceeds the %d keys a listing handles", p.Total, maxListedKeys)
 	case len(p.Keys) != want:
-		return listedPage{}, decodeError(EndpointResourceInstances, "page at offset %d holds %d keys where its total_count %d leaves room for %d", offset, len(p.Keys), p.Total, want)
+		return keyPage{}, decodeError(EndpointResourceInstances, "page at offset %d holds %d keys where its total_count %d leaves room for %d", offset, len(p.Keys), p.Total, want)
 	}
-	return listedPage{p, offset}, nil
+	p.offset = offset
+	return p, nil
 }
 
 // keyPage is one page of resource_instances.
 type keyPage struct {
-	Keys  []Key
-	Total int // total_count: keys over all pages
+	Keys   []Key
+	Total  int // total_count: keys over all pages
+	offset int // the offset filterKeys asked for
 }
 
 // decodeKeyPage reads a resource_instances filter answer from r, of size
