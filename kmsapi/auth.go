@@ -116,14 +116,9 @@ func NewECSMetadata(o ECSMetadataOptions) Authenticator {
 
 type ecsAuth struct {
 	o   ECSMetadataOptions
-	sf  flight.Group[struct{}, *ecsKey]
+	sf  flight.Group[struct{}, *securityKey]
 	mu  sync.Mutex
-	cur *ecsKey
-}
-
-type ecsKey struct {
-	securityKey
-	refreshAt time.Time
+	cur *securityKey
 }
 
 func (a *ecsAuth) identity() (string, string) {
@@ -141,7 +136,7 @@ func (a *ecsAuth) authenticateVia(ctx context.Context, h caller, req *http.Reque
 	if k == nil || !a.o.Now().Before(k.refreshAt) {
 		var err error
 		h.client = a.o.HTTPClient // the metadata service's, never a proxy
-		k, err = sharedFlight(ctx, &a.sf, struct{}{}, EndpointECSMetadata, func(ctx context.Context) (*ecsKey, error) { return a.fetch(ctx, h) })
+		k, err = sharedFlight(ctx, &a.sf, struct{}{}, EndpointECSMetadata, func(ctx context.Context) (*securityKey, error) { return a.fetch(ctx, h) })
 		if err != nil {
 			return err
 		}
@@ -151,7 +146,7 @@ func (a *ecsAuth) authenticateVia(ctx context.Context, h caller, req *http.Reque
 	return nil
 }
 
-func (a *ecsAuth) fetch(ctx context.Context, h caller) (*ecsKey, error) {
+func (a *ecsAuth) fetch(ctx context.Context, h caller) (*securityKey, error) {
 	var tok []byte
 	// The session token is optional: older metadata services lack it.
 	err := h.do(ctx, &request{endpoint: EndpointECSMetadata, method: http.MethodPut, url: a.o.Endpoint + "/meta-data/latest/api/token",
@@ -179,11 +174,11 @@ func (a *ecsAuth) fetch(ctx context.Context, h caller) (*ecsKey, error) {
 	if !sk.Expires.After(now) {
 		return nil, decodeError(EndpointECSMetadata, "credential expired at %s on arrival; check the clock", sk.Expires.Format(time.RFC3339))
 	}
-	k := &ecsKey{securityKey: sk, refreshAt: refreshAt(now, sk.Expires, 2, 15*time.Minute)}
+	sk.refreshAt = refreshAt(now, sk.Expires, 2, 15*time.Minute)
 	a.mu.Lock()
-	a.cur = k
+	a.cur = &sk
 	a.mu.Unlock()
-	return k, nil
+	return &sk, nil
 }
 
 func (a *ecsAuth) Invalidate() {

@@ -245,8 +245,8 @@ func decodeTokenBody(body io.Reader) (expires time.Time, projectID string, err e
 }
 
 type securityKey struct {
-	AK, SK, Token string
-	Expires       time.Time
+	AK, SK, Token      string
+	Expires, refreshAt time.Time // refreshAt: set by ecsAuth
 }
 
 // decodeSecurityKey reads the ECS metadata securitykey answer.
