@@ -1,13 +1,13 @@
 package collector
 
 import (
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/kms-exporter/kms_exporter/internal/fakeclock"
 	"github.com/kms-exporter/kms_exporter/kmsapi"
 )
 
@@ -61,25 +61,8 @@ func byCollector(samples []sample, name string) map[string]float64 {
 	return out
 }
 
-// fakeClock is a clock that moves only when told.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newFakeClock() *fakeClock { return &fakeClock{now: time.Unix(1_750_000_000, 0)} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
+// newFakeClock is a clock that moves only when told.
+func newFakeClock() *fakeclock.Clock { return fakeclock.New(time.Unix(1_750_000_000, 0)) }
 
 // summarizeKeys is the summary of keys listed in one page.
 func summarizeKeys(keys []kmsapi.Key, allowed []string, maxTags int) *keySummary {

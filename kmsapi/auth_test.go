@@ -14,6 +14,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/kms-exporter/kms_exporter/internal/fakeclock"
 	"github.com/kms-exporter/kms_exporter/kmsapi/internal/sign"
 )
 
@@ -198,7 +199,7 @@ type iamServer struct {
 	kmsCalls int
 	tokens   map[string]string // token -> project id
 	expireIn time.Duration
-	clock    *fakeClock
+	clock    *fakeclock.Clock
 	expired  map[string]bool
 	bodies   []map[string]any
 	password string
@@ -275,7 +276,7 @@ func (s *iamServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func newIAMTest(t *testing.T, password string) (*iamServer, *Client, *fakeClock, *[]RequestInfo) {
+func newIAMTest(t *testing.T, password string) (*iamServer, *Client, *fakeclock.Clock, *[]RequestInfo) {
 	clock := newFakeClock()
 	s := &iamServer{tokens: map[string]string{}, expired: map[string]bool{}, expireIn: 24 * time.Hour, clock: clock, password: "s3cret"}
 	srv := serveMem(t, s, nil)
@@ -420,7 +421,7 @@ type metadataServer struct {
 	puts, gets int
 	kmsCalls   int
 	gen        int
-	clock      *fakeClock
+	clock      *fakeclock.Clock
 	life       time.Duration
 	noToken    bool
 	status     int

@@ -5,11 +5,11 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/kms-exporter/kms_exporter/internal/fakeclock"
 	"github.com/kms-exporter/kms_exporter/kmsapi/internal/sign"
 )
 
@@ -24,24 +24,9 @@ const (
 // in-memory network (memnet_test.go): deadlines, backoffs and pauses run on
 // the bubble's clock, and synctest.Wait stands in for any "long enough".
 
-// fakeClock is a settable clock for pauses and token lifetimes.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newFakeClock() *fakeClock { return &fakeClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
+// newFakeClock is a settable clock for pauses and token lifetimes.
+func newFakeClock() *fakeclock.Clock {
+	return fakeclock.New(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 }
 
 // verifyAKSK checks the SDK-HMAC-SHA256 signature of a request the way the

@@ -15,6 +15,7 @@ import (
 
 	"github.com/go-kit/log"
 
+	"github.com/kms-exporter/kms_exporter/internal/fakeclock"
 	"github.com/kms-exporter/kms_exporter/internal/pausestore"
 	"github.com/kms-exporter/kms_exporter/internal/syncbuf"
 )
@@ -24,7 +25,7 @@ import (
 // secret, rebuilt at every simulated restart.
 type lockoutSim struct {
 	t     *testing.T
-	clock *fakeClock
+	clock *fakeclock.Clock
 	srv   *testServer
 	dir   string // --storage.path; "" for none
 
