@@ -11,23 +11,12 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/kms-exporter/kms_exporter/internal/fakeclock"
 	"github.com/kms-exporter/kms_exporter/kmsapi"
 	"github.com/kms-exporter/kms_exporter/kmsapi/kmsfake"
 )
 
 // End-to-end tests of the client against kmsfake.
-
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 func ctxFor(t *testing.T, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
@@ -188,7 +177,7 @@ func TestFakeTokenRefresh(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		sc := kmsfake.Generate(kmsfake.GenerateOptions{Seed: 1, KeysPerProject: 5})
 		srv := start(t, sc)
-		clk := &clock{t: time.Now()}
+		clk := fakeclock.New(time.Now())
 		srv.SetClock(clk.Now)
 		u := kmsfake.ExampleUser
 		auth := kmsapi.NewIAMPassword(kmsapi.IAMPasswordOptions{IAMEndpoint: srv.URL(), DomainName: u.Domain, UserName: u.Name, Password: u.Password, Now: clk.Now})
@@ -223,7 +212,7 @@ func TestFakeMetadataRefresh(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		sc := kmsfake.Generate(kmsfake.GenerateOptions{Seed: 1, KeysPerProject: 5})
 		srv := start(t, sc)
-		clk := &clock{t: time.Now()}
+		clk := fakeclock.New(time.Now())
 		srv.SetClock(clk.Now)
 		auth := kmsapi.NewECSMetadata(kmsapi.ECSMetadataOptions{Endpoint: srv.URL(), HTTPClient: srv.InMemoryClient(), Now: clk.Now})
 		c := newClient(t, srv, sc.Projects[0], auth, func(o *kmsapi.CredentialOptions) { o.Now = clk.Now })
@@ -379,7 +368,7 @@ func TestFakeWrongSecretPause(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		sc := kmsfake.Generate(kmsfake.GenerateOptions{Seed: 3, KeysPerProject: 10})
 		srv := start(t, sc)
-		clk := &clock{t: time.Now()}
+		clk := fakeclock.New(time.Now())
 		c := newClient(t, srv, sc.Projects[0], kmsapi.NewAKSK(kmsfake.ExampleAccessKey.AK, "not-the-secret", ""),
 			func(o *kmsapi.CredentialOptions) { o.Now = clk.Now })
 		window := func(want int) {

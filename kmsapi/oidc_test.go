@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/kms-exporter/kms_exporter/internal/apitrace"
+	"github.com/kms-exporter/kms_exporter/internal/fakeclock"
 	"github.com/kms-exporter/kms_exporter/kmsapi"
 	"github.com/kms-exporter/kms_exporter/kmsapi/kmsfake"
 )
@@ -24,7 +25,7 @@ const oidcSubject = "system:serviceaccount:monitoring:kms-exporter"
 type oidcSetup struct {
 	sc    kmsfake.Scenario
 	srv   *kmsfake.Server
-	clk   *clock
+	clk   *fakeclock.Clock
 	file  string
 	reads atomic.Int32
 	cred  *kmsapi.Credential
@@ -36,7 +37,7 @@ type oidcSetup struct {
 func newOIDCSetup(t *testing.T) *oidcSetup {
 	s := &oidcSetup{sc: kmsfake.Generate(kmsfake.GenerateOptions{Seed: 1, Projects: 2, KeysPerProject: 5})}
 	s.srv = start(t, s.sc)
-	s.clk = &clock{t: time.Now()}
+	s.clk = fakeclock.New(time.Now())
 	s.srv.SetClock(s.clk.Now)
 	s.file = filepath.Join(t.TempDir(), "oidc-token")
 	auth := kmsapi.NewOIDC(kmsapi.OIDCOptions{
@@ -85,6 +86,21 @@ func (s *oidcSetup) quotas(t *testing.T, p kmsfake.Project) error {
 
 func (s *oidcSetup) exchanges() int { return s.srv.Requests(kmsapi.EndpointIAMToken) }
 
+// callAfterRotation moves the clock on by d, rotates the token file, and
+// checks that a call to p then succeeds, with want exchanges and as many
+// token file reads in all.
+func (s *oidcSetup) callAfterRotation(t *testing.T, d time.Duration, p kmsfake.Project, want int) {
+	t.Helper()
+	s.clk.Advance(d)
+	s.rotate(t)
+	if err := s.quotas(t, p); err != nil {
+		t.Fatal(err)
+	}
+	if n, r := s.exchanges(), s.reads.Load(); n != want || r != int32(want) {
+		t.Errorf("%d exchanges, %d token file reads; want %d, %d", n, r, want, want)
+	}
+}
+
 // noSecrets holds errors and the debug trace free of every ID token and
 // IAM token.
 func (s *oidcSetup) noSecrets(t *testing.T, errs ...error) {
@@ -127,14 +143,7 @@ func TestOIDCTokenPerProject(t *testing.T) {
 			t.Fatalf("LookupProject = %q, %v; want %s", id, err, p.ID)
 		}
 		// Close to its expiry a token is exchanged for a new one.
-		s.clk.Advance(23*time.Hour + 45*time.Minute)
-		s.rotate(t)
-		if err := s.quotas(t, s.sc.Projects[0]); err != nil {
-			t.Fatal(err)
-		}
-		if n, r := s.exchanges(), s.reads.Load(); n != 4 || r != 4 {
-			t.Errorf("%d exchanges, %d token file reads; want 4, 4", n, r)
-		}
+		s.callAfterRotation(t, 23*time.Hour+45*time.Minute, s.sc.Projects[0], 4)
 		s.noSecrets(t)
 	})
 }
@@ -151,15 +160,8 @@ func TestOIDCRotatedTokenFile(t *testing.T) {
 		// The first ID token has expired; the file holds a new one. KMS
 		// refuses the cached IAM token: the credential exchanges again, with
 		// the new ID token, and the call succeeds.
-		s.clk.Advance(2 * time.Hour)
-		s.rotate(t)
 		s.srv.ExpireTokens()
-		if err := s.quotas(t, p); err != nil {
-			t.Fatal(err)
-		}
-		if n, r := s.exchanges(), s.reads.Load(); n != 2 || r != 2 {
-			t.Errorf("%d exchanges, %d token file reads; want 2, 2", n, r)
-		}
+		s.callAfterRotation(t, 2*time.Hour, p, 2)
 		s.noSecrets(t)
 	})
 }

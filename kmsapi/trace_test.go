@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/kms-exporter/kms_exporter/internal/apitrace"
+	"github.com/kms-exporter/kms_exporter/internal/fakeclock"
 	"github.com/kms-exporter/kms_exporter/kmsapi"
 	"github.com/kms-exporter/kms_exporter/kmsapi/kmsfake"
 )
@@ -41,7 +42,7 @@ func TestTraceRecordsAttemptsRetriesAndPause(t *testing.T) {
 		sc := kmsfake.Generate(kmsfake.GenerateOptions{Seed: 3, Projects: 1, KeysPerProject: 5})
 		p := sc.Projects[0]
 		srv := start(t, sc)
-		clk := &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+		clk := fakeclock.New(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 		c := newClient(t, srv, p, kmsapi.NewAKSK(sc.AccessKeys[0].AK, sc.AccessKeys[0].SK, ""), func(o *kmsapi.CredentialOptions) { o.Now = clk.Now })
 
 		// A success: one line.
