@@ -28,6 +28,14 @@ func accountScenario() kmsfake.Scenario {
 	return sc
 }
 
+// startAccount serves accountScenario from a fake for the test's length.
+func startAccount(t *testing.T) (kmsfake.Scenario, *kmsfake.Server) {
+	sc := accountScenario()
+	fake := kmsfake.Start(sc)
+	t.Cleanup(fake.Close)
+	return sc, fake
+}
+
 // accountConfig has a static target on the cn-north-4 project (looked up by
 // name) and discovers the rest, sandboxes excluded.
 func accountConfig(url, extra string) string {
@@ -128,9 +136,7 @@ func (e *memEnv) metric(t *testing.T, name string, labels map[string]string) (fl
 // labels; every target answers /probe and /metrics, and the landing page
 // shows the discovered ones.
 func TestDiscoveredTargets(t *testing.T) {
-	sc := accountScenario()
-	fake := kmsfake.Start(sc)
-	t.Cleanup(fake.Close)
+	sc, fake := startAccount(t)
 	synctest.Test(t, func(t *testing.T) {
 		e := newMemEnv(t, fake, accountConfig(fake.URL(), ""))
 		defer e.app.close()
@@ -185,9 +191,7 @@ func TestDiscoveredTargets(t *testing.T) {
 // hours for the refreshes, and by a few seconds more for what the
 // refreshes themselves wait: the rate limit and the client's retries.
 func TestDiscoveryRefreshAndReload(t *testing.T) {
-	sc := accountScenario()
-	fake := kmsfake.Start(sc)
-	t.Cleanup(fake.Close)
+	sc, fake := startAccount(t)
 	ap, pay := sc.Projects[1].ID, sc.Projects[2].ID
 	synctest.Test(t, func(t *testing.T) {
 		fake.HideProjects(pay)
@@ -254,9 +258,7 @@ func TestDiscoveryRefreshAndReload(t *testing.T) {
 // static target, the credential rests, and a discovered target of the same
 // credential makes no call either.
 func TestDiscoveredTargetsSharePause(t *testing.T) {
-	sc := accountScenario()
-	fake := kmsfake.Start(sc)
-	t.Cleanup(fake.Close)
+	sc, fake := startAccount(t)
 	synctest.Test(t, func(t *testing.T) {
 		e := newMemEnv(t, fake, accountConfig(fake.URL(), ""))
 		defer e.app.close()

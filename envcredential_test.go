@@ -28,19 +28,12 @@ func TestSingleTargetOIDC(t *testing.T) {
 		env := map[string]string{"HUAWEICLOUD_SDK_IDP_ID": kmsfake.ExampleIdentityProvider.ID, "HUAWEICLOUD_SDK_ID_TOKEN_FILE": tokenFile}
 		getenv := func(k string) string { return env[k] }
 		region := sc.Projects[0].Region
-		e := startExporter(t, &n, getenv, "", "--kms.region="+region, "--kms.endpoint="+u, "--iam.endpoint="+u)
-		code, body := e.get(t, "/probe?target="+region)
-		if code != 200 {
-			t.Fatalf("status %d: %s", code, body)
-		}
-		if v, ok := value(parse(t, body), "kms_up", map[string]string{"region": region, "project_id": sc.Projects[0].ID}); !ok || v != 1 {
-			t.Errorf("kms_up = %v (present %v)\n%s", v, ok, e.logs)
-		}
+		e := startSingleTarget(t, &n, getenv, sc.Projects[0], u)
 		// The kubelet stopped rotating: the ID token expires, IAM refuses
 		// it, the credential pauses.
 		time.Sleep(2 * time.Hour)
 		fake.ExpireTokens()
-		_, body = e.get(t, "/probe?target="+region)
+		_, body := e.get(t, "/probe?target="+region)
 		if v, _ := value(parse(t, body), "kms_up", map[string]string{"region": region, "project_id": sc.Projects[0].ID}); v != 0 {
 			t.Errorf("kms_up with an expired ID token = %v, want 0", v)
 		}

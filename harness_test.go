@@ -145,6 +145,22 @@ func startExporter(t testing.TB, n *memnet.Network, getenv func(string) string, 
 	return e
 }
 
+// startSingleTarget runs the app without a config file, in single-target
+// mode for p's region, against the fake at u with credentials from getenv,
+// and checks that a probe finds p up.
+func startSingleTarget(t testing.TB, n *memnet.Network, getenv func(string) string, p kmsfake.Project, u string) *exporter {
+	t.Helper()
+	e := startExporter(t, n, getenv, "", "--kms.region="+p.Region, "--kms.endpoint="+u, "--iam.endpoint="+u)
+	code, body := e.get(t, "/probe?target="+p.Region)
+	if code != 200 {
+		t.Fatalf("status %d: %s", code, body)
+	}
+	if v, ok := value(parse(t, body), "kms_up", map[string]string{"region": p.Region, "project_id": p.ID}); !ok || v != 1 {
+		t.Errorf("kms_up = %v (present %v)\n%s", v, ok, e.logs)
+	}
+	return e
+}
+
 // close stops the server and closes idle connections, so that no
 // goroutine is left; a test checking for leaks calls it before it checks.
 func (e *exporter) close() {

@@ -337,16 +337,8 @@ func TestSingleTargetMode(t *testing.T) {
 		u := serveFake(t, &n, "kms.test", sc, nil).URL()
 		env := map[string]string{"HUAWEICLOUD_SDK_AK": testAK.AK, "HUAWEICLOUD_SDK_SK": testAK.SK}
 		getenv := func(k string) string { return env[k] }
-		region := sc.Projects[0].Region
 		// No project ID: looked up in the fake's IAM.
-		e := startExporter(t, &n, getenv, "", "--kms.region="+region, "--kms.endpoint="+u, "--iam.endpoint="+u)
-		code, body := e.get(t, "/probe?target="+region)
-		if code != 200 {
-			t.Fatalf("status %d: %s", code, body)
-		}
-		if v, ok := value(parse(t, body), "kms_up", map[string]string{"region": region, "project_id": sc.Projects[0].ID}); !ok || v != 1 {
-			t.Errorf("kms_up = %v (present %v)\n%s", v, ok, e.logs)
-		}
+		e := startSingleTarget(t, &n, getenv, sc.Projects[0], u)
 
 		env = map[string]string{"HUAWEICLOUD_SDK_AK": testAK.AK}
 		if _, err := singleTargetConfig(e.app.s, getenv); err == nil || !strings.Contains(err.Error(), "HUAWEICLOUD_SDK_SK") {
