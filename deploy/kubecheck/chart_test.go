@@ -7,11 +7,7 @@ import (
 
 // TestChartDefaults: helm template with the default values.
 func TestChartDefaults(t *testing.T) {
-	o := mustDecode(t, renderChart(t, ""))
-	w := newWorkload(t, o)
-	w.checkRestricted(t)
-	w.checkStorage(t, "")
-	w.checkSelectors(t)
+	o, w := checkedWorkload(t, renderChart(t, ""), "")
 	// No Secret from the chart: the pod mounts the one named like the
 	// release, created out of band (NOTES.txt says how).
 	if len(o.Secrets) != 0 {
@@ -28,11 +24,7 @@ func TestChartDefaults(t *testing.T) {
 
 // TestChartFullValues: helm template with every option of ci/full-values.yaml.
 func TestChartFullValues(t *testing.T) {
-	o := mustDecode(t, renderChart(t, valuesPath("full-values.yaml")))
-	w := newWorkload(t, o)
-	w.checkRestricted(t)
-	w.checkStorage(t, "kms-exporter-state")
-	w.checkSelectors(t)
+	o, w := checkedWorkload(t, renderChart(t, valuesPath("full-values.yaml")), "kms-exporter-state")
 	if len(o.Secrets) != 0 {
 		t.Errorf("existingSecret set, yet %d Secrets rendered", len(o.Secrets))
 	}

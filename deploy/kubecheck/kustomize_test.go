@@ -8,11 +8,7 @@ import (
 // TestKustomizeBase: the base holds no Secret (applying it never replaces
 // real credentials) and names its image with an explicit registry.
 func TestKustomizeBase(t *testing.T) {
-	o := mustDecode(t, buildKustomization(t, "../kubernetes/base"))
-	w := newWorkload(t, o)
-	w.checkRestricted(t)
-	w.checkStorage(t, "")
-	w.checkSelectors(t)
+	o, w := checkedWorkload(t, buildKustomization(t, "../kubernetes/base"), "")
 	if len(o.Secrets) != 0 {
 		t.Errorf("the base has %d Secrets", len(o.Secrets))
 	}

@@ -52,6 +52,19 @@ func newWorkload(t *testing.T, o *objects) *workload {
 	return w
 }
 
+// checkedWorkload decodes a full rendering and checks what every one must
+// hold: the restricted profile, state on wantClaim ("" for an emptyDir),
+// and selectors that match.
+func checkedWorkload(t *testing.T, stream []byte, wantClaim string) (*objects, *workload) {
+	t.Helper()
+	o := mustDecode(t, stream)
+	w := newWorkload(t, o)
+	w.checkRestricted(t)
+	w.checkStorage(t, wantClaim)
+	w.checkSelectors(t)
+	return o, w
+}
+
 // mountOf returns the volume mounted at the directory of file.
 func (w *workload) mountOf(file string) (corev1.VolumeMount, corev1.Volume, bool) {
 	for _, m := range w.mounts {
