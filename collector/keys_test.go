@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -61,16 +60,9 @@ func TestKeysWhileKeysChange(t *testing.T) {
 	srv := kmsfake.Start(sc)
 	t.Cleanup(srv.Close)
 	p := sc.Projects[0]
-	changed := 0
-	var mu sync.Mutex
-	srv.OnKeyPage(func(id string, _ int) {
-		srv.ChangeKeys(id, func(keys []kmsapi.Key) []kmsapi.Key {
-			mu.Lock()
-			defer mu.Unlock()
-			changed += 3
-			n := kmsapi.Key{ID: fmt.Sprintf("auto-%d", changed), Alias: "auto", State: kmsapi.StateEnabled}
-			return slices.Insert(slices.Delete(keys, 7, 9), 0, n)
-		})
+	ch := srv.StartChurn(p.ID, func(n int, keys []kmsapi.Key) ([]kmsapi.Key, int) {
+		k := kmsapi.Key{ID: fmt.Sprintf("auto-%d", 3*(n+1)), Alias: "auto", State: kmsapi.StateEnabled}
+		return slices.Insert(slices.Delete(keys, 7, 9), 0, k), 3
 	})
 	e := newFixture(t).exporter(t, []Target{{Name: "busy", Region: p.Region, ProjectID: p.ID, Endpoint: srv.URL(), Credential: akCredential(t, srv, nil)}}, Options{})
 	got := collect(t, e.Collector(context.Background()))
@@ -83,8 +75,7 @@ func TestKeysWhileKeysChange(t *testing.T) {
 			listed += s.value
 		}
 	}
-	mu.Lock()
-	defer mu.Unlock()
+	changed := ch.Changed()
 	if now := float64(len(srv.Keys(p.ID))); changed == 0 || listed < now-float64(changed) || listed > now+float64(changed) {
 		t.Errorf("kms_keys adds up to %v; %v keys at the end, %d changed", listed, now, changed)
 	}

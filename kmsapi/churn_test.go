@@ -3,7 +3,6 @@ package kmsapi_test
 import (
 	"fmt"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -11,41 +10,15 @@ import (
 	"github.com/kms-exporter/kms_exporter/kmsapi/kmsfake"
 )
 
-// churn changes a fake project's keys before every page the fake answers,
-// as automation on a busy account does, and remembers what it did.
+// churn is a kmsfake.Churn on one project, checked against that project.
 type churn struct {
+	*kmsfake.Churn
 	srv     *kmsfake.Server
 	project string
-	change  func(n int, keys []kmsapi.Key) ([]kmsapi.Key, int) // the keys after change n, and how many keys it created or deleted
-
-	mu      sync.Mutex
-	n       int
-	changed int             // keys created or deleted so far
-	ever    map[string]bool // every key ID that existed at some point
 }
 
 func newChurn(srv *kmsfake.Server, project string, change func(n int, keys []kmsapi.Key) ([]kmsapi.Key, int)) *churn {
-	c := &churn{srv: srv, project: project, change: change, ever: map[string]bool{}}
-	for _, k := range srv.Keys(project) {
-		c.ever[k.ID] = true
-	}
-	srv.OnKeyPage(func(id string, _ int) {
-		if id != project {
-			return
-		}
-		srv.ChangeKeys(id, func(keys []kmsapi.Key) []kmsapi.Key {
-			c.mu.Lock()
-			defer c.mu.Unlock()
-			keys, d := c.change(c.n, keys)
-			c.n++
-			c.changed += d
-			for _, k := range keys {
-				c.ever[k.ID] = true
-			}
-			return keys
-		})
-	})
-	return c
+	return &churn{srv.StartChurn(project, change), srv, project}
 }
 
 // check holds a listing taken while c changed the keys to what offset
@@ -54,9 +27,7 @@ func newChurn(srv *kmsfake.Server, project string, change func(n int, keys []kms
 func (c *churn) check(t *testing.T, listed []kmsapi.Key, before []kmsapi.Key) {
 	t.Helper()
 	after := c.srv.Keys(c.project)
-	c.mu.Lock()
-	changed := c.changed
-	c.mu.Unlock()
+	changed := c.Changed()
 	if changed == 0 {
 		t.Fatal("no key changed: the test tests nothing")
 	}
@@ -65,7 +36,7 @@ func (c *churn) check(t *testing.T, listed []kmsapi.Key, before []kmsapi.Key) {
 		if got[k.ID] {
 			t.Fatalf("key %s listed twice", k.ID)
 		}
-		if !c.ever[k.ID] {
+		if !c.Existed(k.ID) {
 			t.Fatalf("key %s never existed", k.ID)
 		}
 		got[k.ID] = true
