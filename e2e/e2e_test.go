@@ -19,7 +19,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -82,17 +81,6 @@ func needTools(t *testing.T) tools {
 }
 
 func TestMain(m *testing.M) { testbin.Main(m) }
-
-// freePort returns a loopback port that was free a moment ago.
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
-}
 
 // poll calls f every 250ms until it returns nil, the process p (if any)
 // exits, or ctx ends; then it fails the test with f's last error. It is for
@@ -341,7 +329,7 @@ func TestEndToEnd(t *testing.T) {
 	expAddr := exporter.ListenAddress(t)
 	expURL := "http://" + expAddr
 
-	amAddr := "127.0.0.1:" + freePort(t)
+	amAddr := freeAddr(t)
 	amConfig := filepath.Join(dir, "alertmanager.yml")
 	// The shipped routing, each receiver posting to hook/NAME.
 	amYAML, err := AlertmanagerForTest(readShipped(t, "../deploy/alertmanager/alertmanager.yml"), hookSrv.URL)
@@ -358,7 +346,7 @@ func TestEndToEnd(t *testing.T) {
 	)
 	waitReady(ctx, t, am, "http://"+amAddr+"/-/ready")
 
-	promAddr := "127.0.0.1:" + freePort(t)
+	promAddr := freeAddr(t)
 	// The shipped jobs: kms_probe from the exporter's /targets, and
 	// kms_exporter; its rule_files alerts.yml is the shortened copy beside it.
 	promConfig := filepath.Join(dir, "prometheus.yml")

@@ -135,7 +135,7 @@ func TestShardedScrape(t *testing.T) {
 		cfg := filepath.Join(dir, fmt.Sprintf("prometheus-%d.yml", s))
 		writeFile(t, cfg, shardConfig(expAddr, s, shards))
 		runTool(ctx, t, false, nil, tl.promtool, "check", "config", cfg)
-		addr := "127.0.0.1:" + freePort(t)
+		addr := freeAddr(t)
 		p := testbin.Start(t, fmt.Sprintf("prometheus-%d", s), tl.prometheus,
 			"--config.file="+cfg,
 			"--storage.tsdb.path="+filepath.Join(dir, fmt.Sprintf("prom-data-%d", s)),
