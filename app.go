@@ -17,7 +17,7 @@ import (
 	"github.com/kms-exporter/kms_exporter/collector"
 	"github.com/kms-exporter/kms_exporter/config"
 	"github.com/kms-exporter/kms_exporter/discovery"
-	"github.com/kms-exporter/kms_exporter/internal/pausestore"
+	"github.com/kms-exporter/kms_exporter/internal/lockout"
 	"github.com/kms-exporter/kms_exporter/kmsapi/kmsfake"
 )
 
@@ -36,7 +36,7 @@ type app struct {
 	demo       *kmsfake.Server // --demo only
 	demoData   kmsfake.Scenario
 	httpClient *http.Client // every API call's, metadata included; nil: kmsapi's defaults
-	pauses     *pausestore.Store
+	pauses     *lockout.Store
 
 	history *history // recent scrapes, kept across reloads
 
@@ -81,7 +81,7 @@ func newApp(s *settings, logger log.Logger, getenv func(string) string) (*app, e
 	)
 	a.own.MustRegister(own.Collectors()...)
 	var err error
-	if a.pauses, err = pausestore.New(s.storagePath, logger); err != nil {
+	if a.pauses, err = lockout.NewStore(s.storagePath, logger); err != nil {
 		return nil, fmt.Errorf("--storage.path: %w", err)
 	}
 	if s.demo {

@@ -7,7 +7,7 @@ import (
 
 	"github.com/go-kit/log"
 
-	"github.com/kms-exporter/kms_exporter/internal/pausestore"
+	"github.com/kms-exporter/kms_exporter/internal/lockout"
 	"github.com/kms-exporter/kms_exporter/kmsapi"
 )
 
@@ -18,8 +18,8 @@ type BuildOptions struct {
 	Concurrency       int
 	HTTPClient        *http.Client // every call's, metadata included; nil: kmsapi's defaults
 	Observer          kmsapi.Observer
-	PauseStore        *pausestore.Store // keeps the pause after authentication failures across credentials and restarts
-	Logger            log.Logger        // a warning per pause, each API call at debug level
+	PauseStore        *lockout.Store // keeps the pause after authentication failures across credentials and restarts
+	Logger            log.Logger     // a warning per pause, each API call at debug level
 }
 
 // Credentials are the kmsapi credentials of one config, by name.

@@ -1,6 +1,8 @@
 package kmsapi
 
 import (
+	"github.com/kms-exporter/kms_exporter/internal/lockout"
+
 	"context"
 	"encoding/json"
 	"errors"
@@ -47,7 +49,7 @@ func TestAuthFailurePause(t *testing.T) {
 			}
 			for range 5 {
 				_, err := c.Quotas(ctxTimeout(t, 5*time.Second))
-				if !errors.Is(err, errCredentialPaused) || !isAuthFailure(err) {
+				if !errors.Is(err, lockout.ErrPaused) || !isAuthFailure(err) {
 					t.Fatalf("%s: want paused error, got %v", phase, err)
 				}
 				if e := mustError(t, err); e.StatusCode != 401 || e.Code != "APIGW.0301" {
@@ -379,7 +381,7 @@ func TestIAMPasswordTokenExpiredTwice(t *testing.T) {
 		if !isAuthFailure(err) || s.logins != 2 || s.kmsCalls != 2 {
 			t.Errorf("got %v after %d logins, %d calls", err, s.logins, s.kmsCalls)
 		}
-		if _, err := c.InstanceCount(ctxTimeout(t, 5*time.Second)); !errors.Is(err, errCredentialPaused) || s.logins != 2 {
+		if _, err := c.InstanceCount(ctxTimeout(t, 5*time.Second)); !errors.Is(err, lockout.ErrPaused) || s.logins != 2 {
 			t.Errorf("got %v after %d logins", err, s.logins)
 		}
 	})
@@ -397,7 +399,7 @@ func TestIAMPasswordWrongPasswordPauses(t *testing.T) {
 			}
 		}
 		_, err := c.opts.Credential.LookupProject(ctxTimeout(t, 5*time.Second), testRegion)
-		if !errors.Is(err, errCredentialPaused) {
+		if !errors.Is(err, lockout.ErrPaused) {
 			t.Errorf("lookup: %v", err)
 		}
 		if s.logins != 1 || s.kmsCalls != 0 {

@@ -17,7 +17,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/kms-exporter/kms_exporter/internal/apitrace"
-	"github.com/kms-exporter/kms_exporter/internal/pausestore"
+	"github.com/kms-exporter/kms_exporter/internal/lockout"
 	"github.com/kms-exporter/kms_exporter/internal/regions"
 )
 
@@ -46,28 +46,22 @@ type CredentialOptions struct {
 	Observer          Observer
 	// PauseStore, if set, hands the pause on to the next Credential of the
 	// same AK: after a reload, and with a directory after a restart.
-	PauseStore *pausestore.Store
+	PauseStore *lockout.Store
 	// Logger gets one warning per pause, and each API call at debug level.
 	Logger log.Logger
 	Now    func() time.Time // for tests; default time.Now
 }
 
 // Credential is what every target that uses one named credential shares: the
-// authenticator, the rate limit, the cap on requests in flight, and the pause
-// after an authentication failure that keeps a wrong secret from locking the AK.
-//
-// Until the credential has been accepted once, and again after every
-// authentication failure once the pause is over, a single call goes through
-// and concurrent ones wait for its answer: with a wrong secret only that one
-// call reaches the API, the waiting ones then get the paused error.
+// authenticator, the rate limit, the cap on requests in flight, and the
+// lockout gate that keeps a wrong secret from locking the AK.
 type Credential struct {
 	opts    CredentialOptions
 	http    caller
 	limiter *rate.Limiter
 	sem     chan struct{}
-	gate    gate
+	gate    *lockout.Gate
 	waited  atomic.Int64 // nanoseconds spent in the rate limiter
-	hint    string       // what to check after a 401
 }
 
 // NewCredential builds a Credential.
@@ -97,9 +91,11 @@ func NewCredential(o CredentialOptions) (*Credential, error) {
 		limiter: rate.NewLimiter(rate.Limit(o.RequestsPerSecond), burst),
 		sem:     make(chan struct{}, o.Concurrency),
 	}
-	c.gate.ID, c.hint = identify(o)
-	c.gate.Credential = o.Name
-	c.restorePause()
+	id, hint := identify(o)
+	c.gate = lockout.NewGate(lockout.Options{Name: o.Name, ID: id, Hint: hint, Store: o.PauseStore, Logger: o.Logger, Now: o.Now,
+		Restored: func(endpoint, code string) error {
+			return &Error{Endpoint: endpoint, StatusCode: http.StatusUnauthorized, Code: code, Err: errEarlierFailure}
+		}})
 	return c, nil
 }
 
@@ -163,12 +159,18 @@ func (c *Credential) do(ctx context.Context, r *request) error {
 
 // run wraps try, one attempt, with the auth gate and the retries.
 func (c *Credential) run(ctx context.Context, endpoint string, try func(context.Context) attempt) error {
-	gen, probe, err := c.enter(ctx, endpoint)
-	if err != nil {
+	t, err := c.gate.Enter(ctx)
+	if p, ok := errors.AsType[*lockout.PausedError](err); ok {
+		apitrace.Note(ctx, "%s: not sent: credential %s paused until %s after %v", endpoint, p.Credential, p.Until.UTC().Format(time.RFC3339), p.Cause)
 		return err
 	}
+	if err != nil {
+		return &Error{Endpoint: endpoint, Err: err}
+	}
 	err = c.retry(ctx, try)
-	c.leave(gen, probe, err)
+	if v, f := verdict(err); c.gate.Leave(t, v, f) {
+		c.opts.Auth.Invalidate()
+	}
 	return err
 }
 

@@ -56,10 +56,6 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
-// errCredentialPaused is returned (wrapped, with the remembered failure)
-// when a credential is resting after an authentication failure.
-var errCredentialPaused = errors.New("credential paused after an authentication failure")
-
 // The API documents some fields as strings and returns them as numbers, or
 // the other way round. flexInt accepts a JSON number, a string holding a
 // number, "" and null; the last two mean 0.

@@ -1,6 +1,8 @@
 package kmsapi
 
 import (
+	"github.com/kms-exporter/kms_exporter/internal/lockout"
+
 	"context"
 	"errors"
 )
@@ -18,7 +20,7 @@ var (
 	StatusIs      = statusIs
 	IsServerError = isServerError
 	IsAuthFailure = isAuthFailure
-	IsPaused      = func(err error) bool { return errors.Is(err, errCredentialPaused) }
+	IsPaused      = func(err error) bool { return errors.Is(err, lockout.ErrPaused) }
 )
 
 // ListKeys returns every key once, in the API's order: VisitKeys with the

@@ -1,6 +1,8 @@
 package kmsapi
 
 import (
+	"github.com/kms-exporter/kms_exporter/internal/lockout"
+
 	"context"
 	"errors"
 	"io"
@@ -101,6 +103,13 @@ func ctxTimeout(t *testing.T, d time.Duration) context.Context {
 	return ctx
 }
 
+// The API locks an AK after five failed signatures in five minutes; a
+// credential keeps to lockoutBudget of them in any lockoutWindow.
+const (
+	lockoutWindow = 5 * time.Minute
+	lockoutBudget = 3
+)
+
 func mustError(t *testing.T, err error) *Error {
 	t.Helper()
 	if err == nil {
@@ -130,5 +139,5 @@ func isServerError(err error) bool { return statusOf(err) >= 500 }
 // isAuthFailure: the API rejected the credentials, or the call was refused
 // unsent because the credential is paused after that.
 func isAuthFailure(err error) bool {
-	return errors.Is(err, errCredentialPaused) || statusOf(err) == http.StatusUnauthorized
+	return errors.Is(err, lockout.ErrPaused) || statusOf(err) == http.StatusUnauthorized
 }

@@ -16,7 +16,7 @@ import (
 	"github.com/go-kit/log"
 
 	"github.com/kms-exporter/kms_exporter/internal/fakeclock"
-	"github.com/kms-exporter/kms_exporter/internal/pausestore"
+	"github.com/kms-exporter/kms_exporter/internal/lockout"
 	"github.com/kms-exporter/kms_exporter/internal/syncbuf"
 )
 
@@ -59,10 +59,10 @@ func (s *lockoutSim) failures() int {
 // start is a process start: a new store on the same directory, a new
 // credential.
 func (s *lockoutSim) start(logger log.Logger) *Client {
-	var store *pausestore.Store
+	var store *lockout.Store
 	if s.dir != "" {
 		var err error
-		if store, err = pausestore.New(s.dir, logger); err != nil {
+		if store, err = lockout.NewStore(s.dir, logger); err != nil {
 			s.t.Fatal(err)
 		}
 	}
@@ -202,7 +202,7 @@ func TestPauseSurvivesRestart(t *testing.T) {
 	for range 5 {
 		sim.scrape(c)
 		_, err := c.Quotas(ctxTimeout(t, 5*time.Second))
-		if !errors.Is(err, errCredentialPaused) || !strings.Contains(err.Error(), "before the last restart") {
+		if !errors.Is(err, lockout.ErrPaused) || !strings.Contains(err.Error(), "before the last restart") {
 			t.Fatalf("after the restart: %v, want the paused error", err)
 		}
 		if e := mustError(t, err); e.StatusCode != 401 || e.Code != "APIGW.0301" || e.Endpoint == "" {
@@ -316,7 +316,7 @@ func TestPauseStoreWriteFailure(t *testing.T) {
 func TestPauseStoreChangedSecret(t *testing.T) {
 	srv, h := newKMS(t, func(w http.ResponseWriter, _ *http.Request, _ []byte) { w.Write([]byte(quotasExample)) })
 	clock := newFakeClock()
-	store, _ := pausestore.New("", nil)
+	store, _ := lockout.NewStore("", nil)
 	build := func(sk string) *Client {
 		return newTestClient(t, srv.URL, NewAKSK(testAK, sk, ""), func(o *CredentialOptions) {
 			o.Now, o.PauseStore = clock.Now, store
@@ -336,7 +336,7 @@ func TestPauseStoreChangedSecret(t *testing.T) {
 		t.Fatalf("%d requests, want 4", h.count.Load())
 	}
 	fixed := build(testSK)
-	if err := quotas(fixed); !errors.Is(err, errCredentialPaused) || h.count.Load() != 4 {
+	if err := quotas(fixed); !errors.Is(err, lockout.ErrPaused) || h.count.Load() != 4 {
 		t.Fatalf("a 4th secret within 5 minutes of 3 failures: %v, %d requests; want paused", err, h.count.Load())
 	}
 	clock.Advance(lockoutWindow)

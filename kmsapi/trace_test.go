@@ -1,6 +1,7 @@
 package kmsapi_test
 
 import (
+	"errors"
 	"net/http"
 	"regexp"
 	"strings"
@@ -83,7 +84,7 @@ func TestTraceRecordsAttemptsRetriesAndPause(t *testing.T) {
 			`^at=\S+ endpoint=user-quotas attempt=1 method=GET url=\S+ status=401 duration=\S+ request_id=\S+ rate_limit_wait=\S+( slot_wait=\S+)? err="user-quotas: HTTP 401 APIGW.0301: .*"$`,
 			`^at=\S+ msg="user-instances: not sent: credential fake paused until `+until+` after user-quotas: HTTP 401 APIGW.0301: .*"$`)
 		gotUntil, cause, paused := c.Credential().PausedUntil()
-		if !paused || gotUntil.UTC().Format(time.RFC3339) != until || cause == nil || cause.StatusCode != 401 {
+		if e, ok := errors.AsType[*kmsapi.Error](cause); !paused || gotUntil.UTC().Format(time.RFC3339) != until || !ok || e.StatusCode != 401 {
 			t.Errorf("PausedUntil = %v, %v, %v; want paused until %s by the 401", gotUntil, cause, paused, until)
 		}
 		clk.Advance(authPauseMin)

@@ -1,15 +1,4 @@
-// Package pausestore keeps the pause of each credential after
-// authentication failures. In memory, it carries the recent failures of a
-// credential over to the new one that a reload with a changed secret
-// builds, so that trying one wrong secret after another still keeps to the
-// lockout budget. With a directory, it keeps the state in files too, so
-// that a restart inside a pause sends nothing until the pause ends: else
-// every restart of a crash loop or a rolling update would try a wrong
-// secret once more, and lock the key.
-//
-// A state holds a hash of the credential's public identity, when its pause
-// ends and when it last failed: never a secret, nor anything derived from one.
-package pausestore
+package lockout
 
 import (
 	"encoding/json"
@@ -26,8 +15,8 @@ import (
 	"github.com/go-kit/log/level"
 )
 
-// State is the pause of one credential, and the content of its file.
-type State struct {
+// state is the pause of one credential, and the content of its file.
+type state struct {
 	ID          string      `json:"id"`         // hex SHA-256 of the credential's kind and identity
 	Credential  string      `json:"credential"` // its name in the config, for people reading the file
 	Failures    int         `json:"failures"`   // consecutive authentication failures
@@ -37,27 +26,36 @@ type State struct {
 	Code        string      `json:"code,omitempty"` // error_code of the last failure, e.g. APIGW.0301
 }
 
-// Store keeps States by ID.
+// Store keeps the pause of each credential. In memory, it carries the
+// recent failures of a credential over to the new one that a reload with a
+// changed secret builds, so that trying one wrong secret after another
+// still keeps to the budget. With a directory, it keeps the state in files
+// too, so that a restart inside a pause sends nothing until the pause ends:
+// else every restart of a crash loop or a rolling update would try a wrong
+// secret once more, and lock the key.
+//
+// A state holds a hash of the credential's public identity, when its pause
+// ends and when it last failed: never a secret, nor anything derived from one.
 type Store struct {
 	dir    string // "": memory only
 	logger log.Logger
 
 	mu  sync.Mutex
-	mem map[string]State // of the credentials built by this process
+	mem map[string]state // of the credentials built by this process
 }
 
 // maxFileBytes bounds what is read of a state file: a few hundred bytes
 // are written.
 const maxFileBytes = 4 << 10
 
-// New keeps state in dir, created (0700) if missing, or in memory only if
+// NewStore keeps state in dir, created (0700) if missing, or in memory only if
 // dir is "". It fails if dir cannot be created or written, so that a wrong
 // --storage.path shows at start-up.
-func New(dir string, logger log.Logger) (*Store, error) {
+func NewStore(dir string, logger log.Logger) (*Store, error) {
 	if logger == nil {
 		logger = log.NewNopLogger()
 	}
-	s := &Store{dir: dir, logger: logger, mem: map[string]State{}}
+	s := &Store{dir: dir, logger: logger, mem: map[string]state{}}
 	if dir == "" {
 		return s, nil
 	}
@@ -78,7 +76,7 @@ func (s *Store) path(id string) string { return filepath.Join(s.dir, "pause-"+id
 // Load returns the state of id, for the credential name: the latest this
 // process saved (thisProcess), else that of the file. A missing file is a
 // fresh start (not ok); an unreadable or corrupt one too, with a warning.
-func (s *Store) Load(id, name string) (st State, thisProcess, ok bool) {
+func (s *Store) Load(id, name string) (st state, thisProcess, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if st, ok := s.mem[id]; ok {
@@ -96,12 +94,12 @@ func (s *Store) Load(id, name string) (st State, thisProcess, ok bool) {
 	}
 	if err != nil {
 		level.Warn(s.logger).Log("msg", "cannot read the stored pause of a credential; starting without it", "credential", name, "path", s.path(id), "err", err)
-		return State{}, false, false
+		return state{}, false, false
 	}
 	return st, false, true
 }
 
-func read(path string, st *State) error {
+func read(path string, st *state) error {
 	fi, err := os.Lstat(path)
 	if err != nil {
 		return err
@@ -127,7 +125,7 @@ func read(path string, st *State) error {
 // Save keeps st in memory and writes its file whole or not at all: a
 // temporary file, renamed over the old one. A failed write is logged; the
 // state in memory holds.
-func (s *Store) Save(st State) {
+func (s *Store) Save(st state) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st.Recent = slices.Clone(st.Recent)
@@ -140,7 +138,7 @@ func (s *Store) Save(st State) {
 	}
 }
 
-func (s *Store) write(st State) error {
+func (s *Store) write(st state) error {
 	b, err := json.Marshal(st)
 	if err != nil {
 		return err

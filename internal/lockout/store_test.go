@@ -1,4 +1,4 @@
-package pausestore
+package lockout
 
 import (
 	"os"
@@ -10,8 +10,8 @@ func TestNewRefusesUnusablePath(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "file")
 	os.WriteFile(file, nil, 0o600)
 	for _, dir := range []string{file, filepath.Join(file, "sub")} {
-		if _, err := New(dir, nil); err == nil {
-			t.Errorf("New(%s): no error", dir)
+		if _, err := NewStore(dir, nil); err == nil {
+			t.Errorf("NewStore(%s): no error", dir)
 		}
 	}
 }
