@@ -7,10 +7,12 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/time/rate"
 
+	"github.com/kms-exporter/kms_exporter/internal/sign"
 	"github.com/kms-exporter/kms_exporter/kmsapi"
 	"github.com/kms-exporter/kms_exporter/kmsapi/kmsfake"
 )
@@ -31,7 +33,7 @@ type minimalClient struct {
 type minimalCred struct {
 	limiter *rate.Limiter
 	slots   chan struct{}
-	auth    kmsapi.Authenticator
+	ak, sk  string
 }
 
 func newMinimalClient(url string, credentials int, rps float64, concurrency int) *minimalClient {
@@ -41,7 +43,8 @@ func newMinimalClient(url string, credentials int, rps float64, concurrency int)
 		m.creds = append(m.creds, minimalCred{
 			limiter: rate.NewLimiter(rate.Limit(rps), Burst(rps, concurrency)),
 			slots:   make(chan struct{}, concurrency),
-			auth:    kmsapi.NewAKSK(ak.AK, ak.SK, ""),
+			ak:      ak.AK,
+			sk:      ak.SK,
 		})
 	}
 	return m
@@ -92,9 +95,7 @@ func (m *minimalClient) call(ctx context.Context, c *minimalCred, projectID, met
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Project-Id", projectID)
-	if err := c.auth.Authenticate(ctx, req, body, projectID); err != nil {
-		return err
-	}
+	sign.Sign(req, body, c.ak, c.sk, "", time.Now())
 	resp, err := m.http.Do(req)
 	if err != nil {
 		return err

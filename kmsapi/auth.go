@@ -12,37 +12,30 @@ import (
 	"time"
 
 	"github.com/kms-exporter/kms_exporter/internal/flight"
-	"github.com/kms-exporter/kms_exporter/kmsapi/internal/sign"
+	"github.com/kms-exporter/kms_exporter/internal/sign"
 )
 
-// Authenticator adds authentication to a request. One implementation per
-// credential kind: AK/SK (permanent or temporary), IAM user token, ECS
-// agency, OIDC workload identity.
+// Authenticator authenticates the requests of a Credential: one per
+// credential kind, built by NewAKSK (permanent or temporary AK/SK),
+// NewIAMPassword, NewECSMetadata or NewOIDC.
 type Authenticator interface {
-	// Authenticate sets the auth headers on req, whose body is body, for the
-	// project projectID ("" for calls not scoped to a project, e.g. IAM).
-	Authenticate(ctx context.Context, req *http.Request, body []byte, projectID string) error
-	// Invalidate drops cached tokens or temporary keys after the API rejected
-	// them, so the next Authenticate fetches fresh ones.
-	Invalidate()
-}
-
-// What the authenticators of this package do besides Authenticator.
-type (
-	// expiring gets secrets that expire (tokens, temporary keys) with calls
-	// of its own (IAM login, metadata) through the Credential's caller, from
-	// the IAM of the request's region. rejected drops what req was
-	// authenticated with, so a retry fetches fresh ones without dropping a
-	// newer one another call got.
-	expiring interface {
-		authenticateVia(ctx context.Context, h caller, req *http.Request, body []byte, projectID, region string) error
-		rejected(req *http.Request)
-	}
-	// identified has a public identity the API locks after failed logins
+	// authenticate sets the auth headers on req, whose body is body, for
+	// the project projectID ("" for calls not scoped to a project, e.g.
+	// IAM). Tokens and temporary keys it fetches with h, from the IAM of
+	// region.
+	authenticate(ctx context.Context, h caller, req *http.Request, body []byte, projectID, region string) error
+	// rejected drops what req was authenticated with after the API refused
+	// it as expired, so a retry fetches fresh ones without dropping a newer
+	// one another call got; it reports whether a retry would authenticate
+	// with anything else (never with a fixed AK/SK). invalidate drops
+	// everything cached, when the credential is paused.
+	rejected(req *http.Request) (refetch bool)
+	invalidate()
+	// identity is the public identity the API locks after failed logins
 	// (the AK, the IAM user; "" for none), and hint says what to check
 	// after a 401.
-	identified interface{ identity() (id, hint string) }
-)
+	identity() (id, hint string)
+}
 
 // NewAKSK signs every request with an AK/SK pair; securityToken is set for
 // temporary credentials and empty for permanent ones.
@@ -52,12 +45,13 @@ func NewAKSK(ak, sk, securityToken string) Authenticator {
 
 type akskAuth struct{ ak, sk, token string }
 
-func (a *akskAuth) Authenticate(_ context.Context, req *http.Request, body []byte, _ string) error {
+func (a *akskAuth) authenticate(_ context.Context, _ caller, req *http.Request, body []byte, _, _ string) error {
 	sign.Sign(req, body, a.ak, a.sk, a.token, time.Now())
 	return nil
 }
 
-func (a *akskAuth) Invalidate() {}
+func (a *akskAuth) rejected(*http.Request) bool { return false }
+func (a *akskAuth) invalidate()                 {}
 
 const akskHint = "check access_key and secret_key (and security_token)"
 
@@ -125,11 +119,7 @@ func (a *ecsAuth) identity() (string, string) {
 	return "ecs\x00" + a.o.Endpoint, "check the ECS agency of this instance"
 }
 
-func (a *ecsAuth) Authenticate(ctx context.Context, req *http.Request, body []byte, projectID string) error {
-	return a.authenticateVia(ctx, newCaller(nil, nil), req, body, projectID, "")
-}
-
-func (a *ecsAuth) authenticateVia(ctx context.Context, h caller, req *http.Request, body []byte, _, _ string) error {
+func (a *ecsAuth) authenticate(ctx context.Context, h caller, req *http.Request, body []byte, _, _ string) error {
 	a.mu.Lock()
 	k := a.cur
 	a.mu.Unlock()
@@ -181,17 +171,18 @@ func (a *ecsAuth) fetch(ctx context.Context, h caller) (*securityKey, error) {
 	return &sk, nil
 }
 
-func (a *ecsAuth) Invalidate() {
+func (a *ecsAuth) invalidate() {
 	a.mu.Lock()
 	a.cur = nil
 	a.mu.Unlock()
 }
 
-func (a *ecsAuth) rejected(req *http.Request) {
+func (a *ecsAuth) rejected(req *http.Request) bool {
 	ak, _, _, err := sign.ParseAuthorization(req.Header.Get("Authorization"))
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.cur != nil && (err != nil || a.cur.AK == ak) {
 		a.cur = nil
 	}
+	return true
 }

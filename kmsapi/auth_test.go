@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/kms-exporter/kms_exporter/internal/fakeclock"
-	"github.com/kms-exporter/kms_exporter/kmsapi/internal/sign"
+	"github.com/kms-exporter/kms_exporter/internal/sign"
 )
 
 // hammer makes n concurrent Quotas calls and returns their errors.
@@ -108,14 +108,16 @@ type switchableAuth struct {
 
 func (a *switchableAuth) setSK(sk string) { a.mu.Lock(); a.sk = sk; a.mu.Unlock() }
 
-func (a *switchableAuth) Authenticate(_ context.Context, req *http.Request, body []byte, _ string) error {
+func (a *switchableAuth) authenticate(_ context.Context, _ caller, req *http.Request, body []byte, _, _ string) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	sign.Sign(req, body, testAK, a.sk, "", time.Now())
 	return nil
 }
 
-func (a *switchableAuth) Invalidate() {}
+func (a *switchableAuth) rejected(*http.Request) bool { return false }
+func (a *switchableAuth) invalidate()                 {}
+func (a *switchableAuth) identity() (id, hint string) { return "aksk\x00" + testAK, akskHint }
 
 func TestFirstCallProbesAlone(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {

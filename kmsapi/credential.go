@@ -169,7 +169,7 @@ func (c *Credential) run(ctx context.Context, endpoint string, try func(context.
 	}
 	err = c.retry(ctx, try)
 	if v, f := verdict(err); c.gate.Leave(t, v, f) {
-		c.opts.Auth.Invalidate()
+		c.opts.Auth.invalidate()
 	}
 	return err
 }
@@ -192,11 +192,10 @@ func (c *Credential) retry(ctx context.Context, try func(context.Context) attemp
 			return nil
 		}
 		e, _ := errors.AsType[*Error](a.err)
-		if rj, ok := c.opts.Auth.(expiring); ok && a.req != nil && !refreshed && e != nil &&
-			e.StatusCode == http.StatusUnauthorized && tokenExpiredCodes[e.Code] {
+		if a.req != nil && !refreshed && e != nil && e.StatusCode == http.StatusUnauthorized &&
+			tokenExpiredCodes[e.Code] && c.opts.Auth.rejected(a.req) {
 			// The token or temporary key expired early: fetch a new one and
 			// try once more. This is not one of the retries.
-			rj.rejected(a.req)
 			refreshed, backoff = true, 0
 			continue
 		}
@@ -249,9 +248,6 @@ func (c *Credential) send(ctx context.Context, r *request) attempt {
 		if r.projectID != "" {
 			req.Header.Set("X-Project-Id", r.projectID)
 		}
-		if a, ok := c.opts.Auth.(expiring); ok {
-			return a.authenticateVia(ctx, c.http, req, r.body, r.projectID, r.region)
-		}
-		return c.opts.Auth.Authenticate(ctx, req, r.body, r.projectID)
+		return c.opts.Auth.authenticate(ctx, c.http, req, r.body, r.projectID, r.region)
 	})
 }

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/kms-exporter/kms_exporter/internal/fakeclock"
-	"github.com/kms-exporter/kms_exporter/kmsapi/internal/sign"
+	"github.com/kms-exporter/kms_exporter/internal/sign"
 )
 
 const (

@@ -85,7 +85,7 @@ type tokenSource struct {
 	header      http.Header         // of the token request
 	auth        func() (obj, error) // the request's auth object but its scope
 	unscoped    obj                 // the scope for calls of no project; nil for none
-	id, hint    string              // see identified
+	id, hint    string              // see Authenticator.identity
 
 	sf     flight.Group[scope, *iamToken]
 	mu     sync.Mutex
@@ -115,13 +115,9 @@ func newTokenSource(s *tokenSource) *tokenSource {
 
 func (s *tokenSource) identity() (string, string) { return s.id, s.hint }
 
-func (s *tokenSource) Authenticate(ctx context.Context, req *http.Request, body []byte, projectID string) error {
-	return s.authenticateVia(ctx, newCaller(nil, nil), req, body, projectID, "")
-}
-
-// authenticateVia asks the IAM of region: the token of a project is issued
-// by the IAM of the project's region.
-func (s *tokenSource) authenticateVia(ctx context.Context, h caller, req *http.Request, _ []byte, projectID, region string) error {
+// authenticate asks the IAM of region: the token of a project is issued by
+// the IAM of the project's region.
+func (s *tokenSource) authenticate(ctx context.Context, h caller, req *http.Request, _ []byte, projectID, region string) error {
 	t, err := s.token(ctx, h, region, scope{projectID: projectID})
 	if err == nil {
 		req.Header.Set("X-Auth-Token", t.value)
@@ -193,18 +189,19 @@ func (s *tokenSource) issued(resp *http.Response, body io.Reader, sc scope) (*ia
 	return t, nil
 }
 
-func (s *tokenSource) Invalidate() {
+func (s *tokenSource) invalidate() {
 	s.mu.Lock()
 	clear(s.tokens)
 	s.mu.Unlock()
 }
 
 // rejected drops the token req carried, wherever it is cached.
-func (s *tokenSource) rejected(req *http.Request) {
+func (s *tokenSource) rejected(req *http.Request) bool {
 	v := req.Header.Get("X-Auth-Token")
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	maps.DeleteFunc(s.tokens, func(_ scope, t *iamToken) bool { return t.value == v })
+	return true
 }
 
 // LookupProject returns the ID of the project named after region, from IAM:

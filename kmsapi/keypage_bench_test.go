@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kms-exporter/kms_exporter/internal/sign"
 	"github.com/kms-exporter/kms_exporter/kmsapi"
-	"github.com/kms-exporter/kms_exporter/kmsapi/internal/sign"
 	"github.com/kms-exporter/kms_exporter/kmsapi/kmsfake"
 )
 

@@ -1,6 +1,7 @@
 package kmsapi
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -34,14 +35,8 @@ func verdict(err error) (lockout.Verdict, lockout.Failure) {
 // public identity, or by its name for an authenticator without one, and
 // tells what to check after a 401.
 func identify(o CredentialOptions) (pauseID, hint string) {
-	id, hint := "name\x00"+o.Name, akskHint
-	if i, ok := o.Auth.(identified); ok {
-		var pub string
-		if pub, hint = i.identity(); pub != "" {
-			id = pub
-		}
-	}
-	sum := sha256.Sum256([]byte(id))
+	id, hint := o.Auth.identity()
+	sum := sha256.Sum256([]byte(cmp.Or(id, "name\x00"+o.Name)))
 	return hex.EncodeToString(sum[:]), hint
 }
 

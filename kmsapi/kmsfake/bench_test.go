@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kms-exporter/kms_exporter/kmsapi/internal/sign"
+	"github.com/kms-exporter/kms_exporter/internal/sign"
 )
 
 // BenchmarkFilterPage measures one 1000-key page out of 50,000 keys, over HTTP.

@@ -13,8 +13,8 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/kms-exporter/kms_exporter/internal/sign"
 	"github.com/kms-exporter/kms_exporter/kmsapi"
-	"github.com/kms-exporter/kms_exporter/kmsapi/internal/sign"
 )
 
 var testNow = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)

@@ -11,8 +11,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/kms-exporter/kms_exporter/internal/sign"
 	"github.com/kms-exporter/kms_exporter/kmsapi"
-	"github.com/kms-exporter/kms_exporter/kmsapi/internal/sign"
 )
 
 const (
