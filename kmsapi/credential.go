@@ -91,11 +91,7 @@ func NewCredential(o CredentialOptions) (*Credential, error) {
 		limiter: rate.NewLimiter(rate.Limit(o.RequestsPerSecond), burst),
 		sem:     make(chan struct{}, o.Concurrency),
 	}
-	id, hint := identify(o)
-	c.gate = lockout.NewGate(lockout.Options{Name: o.Name, ID: id, Hint: hint, Store: o.PauseStore, Logger: o.Logger, Now: o.Now,
-		Restored: func(endpoint, code string) error {
-			return &Error{Endpoint: endpoint, StatusCode: http.StatusUnauthorized, Code: code, Err: errEarlierFailure}
-		}})
+	c.gate = newGate(o)
 	return c, nil
 }
 

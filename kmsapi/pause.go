@@ -31,18 +31,22 @@ func verdict(err error) (lockout.Verdict, lockout.Failure) {
 	return lockout.Unknown, lockout.Failure{}
 }
 
-// identify names the state of a credential in the pause store by its
-// public identity, or by its name for an authenticator without one, and
-// tells what to check after a 401.
-func identify(o CredentialOptions) (pauseID, hint string) {
+// newGate builds the lockout gate of a credential. Its state in the pause
+// store is named by its public identity, or by its name for an
+// authenticator without one.
+func newGate(o CredentialOptions) *lockout.Gate {
 	id, hint := o.Auth.identity()
 	sum := sha256.Sum256([]byte(cmp.Or(id, "name\x00"+o.Name)))
-	return hex.EncodeToString(sum[:]), hint
+	return lockout.NewGate(lockout.Options{Name: o.Name, ID: hex.EncodeToString(sum[:]), Hint: hint,
+		Store: o.PauseStore, Logger: o.Logger, Now: o.Now, Restored: restoredFailure})
 }
 
-// errEarlierFailure stands for the failure behind a pause read back from
-// the store.
-var errEarlierFailure = errors.New("authentication failed before the last restart or reload")
+// restoredFailure stands for the failure behind a pause read back from the
+// store.
+func restoredFailure(endpoint, code string) error {
+	return &Error{Endpoint: endpoint, StatusCode: http.StatusUnauthorized, Code: code,
+		Err: errors.New("authentication failed before the last restart or reload")}
+}
 
 // PauseOf reports whether err is a call refused unsent because its
 // credential is paused after an authentication failure, and until when.
