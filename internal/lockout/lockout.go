@@ -25,8 +25,8 @@ import (
 const (
 	window   = 5 * time.Minute
 	budget   = 3
-	PauseMin = 30 * time.Second // the first pause
-	PauseMax = 5 * time.Minute  // the longest, once doubling reaches it
+	pauseMin = 30 * time.Second // the first pause
+	pauseMax = 5 * time.Minute  // the longest, once doubling reaches it
 )
 
 // Options configure a Gate.
@@ -35,7 +35,8 @@ type Options struct {
 	ID    string // the Store's key: a hash of the credential's public identity
 	Hint  string // what to check after a failure
 	Store *Store // nil: the gate starts afresh and keeps nothing
-	// Restored is the cause of a pause read back from the Store.
+	// Restored builds the cause of a pause read back from the Store; by
+	// default an error naming the endpoint and error code.
 	Restored func(endpoint, code string) error
 	Logger   log.Logger
 	Now      func() time.Time
@@ -104,6 +105,9 @@ func NewGate(o Options) *Gate {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.Restored == nil {
+		o.Restored = func(endpoint, code string) error { return errors.New(endpoint + ": HTTP 401 " + code) }
+	}
 	g := &Gate{o: o, st: state{ID: o.ID, Credential: o.Name}}
 	if o.Store == nil {
 		return g
@@ -133,7 +137,7 @@ func NewGate(o Options) *Gate {
 		return g // over: the first call goes alone, as after any pause
 	}
 	// No stored pause is longer than one this process would choose.
-	if limit := now.Add(max(PauseMax, window) + time.Second); g.st.PausedUntil.After(limit) {
+	if limit := now.Add(max(pauseMax, window) + time.Second); g.st.PausedUntil.After(limit) {
 		g.st.PausedUntil = limit
 	}
 	level.Warn(o.Logger).Log("msg", "credential paused by earlier authentication failures; no call until the pause ends",
@@ -204,7 +208,7 @@ func (g *Gate) Leave(t Ticket, v Verdict, f Failure) (paused bool) {
 		g.gen++
 		g.ok = false
 		g.st.Failures++
-		pause := min(PauseMin<<min(g.st.Failures-1, 10), PauseMax)
+		pause := min(pauseMin<<min(g.st.Failures-1, 10), pauseMax)
 		g.st.PausedUntil = later(now.Add(pause), g.budgetEnd())
 		g.last, g.st.Endpoint, g.st.Code = f.Err, f.Endpoint, f.Code
 		g.save()

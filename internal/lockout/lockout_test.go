@@ -50,11 +50,11 @@ func TestPauseScheduleAndBudget(t *testing.T) {
 	if !reject(g, enter(t, g)) {
 		t.Fatal("the first rejection did not start a pause")
 	}
-	wantPausedFor(t, g, clk, PauseMin)
-	clk.Advance(PauseMin)
+	wantPausedFor(t, g, clk, pauseMin)
+	clk.Advance(pauseMin)
 	reject(g, enter(t, g))
-	wantPausedFor(t, g, clk, 2*PauseMin)
-	clk.Advance(2 * PauseMin)
+	wantPausedFor(t, g, clk, 2*pauseMin)
+	clk.Advance(2 * pauseMin)
 	reject(g, enter(t, g)) // at 90 s: the budget ends at 301 s, later than 90+120 s
 	wantPausedFor(t, g, clk, 301*time.Second-90*time.Second)
 	clk.Advance(211 * time.Second)
@@ -76,7 +76,7 @@ func TestLateRejectionsPushThePause(t *testing.T) {
 	if !reject(g, t1) || reject(g, t2) {
 		t.Fatal("want only the first rejection to start a pause")
 	}
-	wantPausedFor(t, g, clk, PauseMin)
+	wantPausedFor(t, g, clk, pauseMin)
 	reject(g, t3)
 	wantPausedFor(t, g, clk, window+time.Second)
 }
@@ -127,10 +127,14 @@ func TestStoredPause(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantPausedFor(t, newGate(t, clk, restarted), clk, PauseMin-10*time.Second)
+	wantPausedFor(t, newGate(t, clk, restarted), clk, pauseMin-10*time.Second)
 	_, cause, _ := newGate(t, clk, restarted).Paused()
 	if cause == nil || cause.Error() != "restored user-quotas APIGW.0301" {
 		t.Errorf("restored cause %v", cause)
+	}
+	_, cause, _ = NewGate(Options{Name: "test", ID: "id", Store: restarted, Now: clk.Now}).Paused()
+	if cause == nil || cause.Error() != "user-quotas: HTTP 401 APIGW.0301" {
+		t.Errorf("restored cause without Options.Restored: %v", cause)
 	}
 
 	if _, _, paused := newGate(t, clk, store).Paused(); paused {
