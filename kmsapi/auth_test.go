@@ -1,8 +1,6 @@
 package kmsapi
 
 import (
-	"github.com/kms-exporter/kms_exporter/internal/lockout"
-
 	"context"
 	"encoding/json"
 	"errors"
@@ -17,6 +15,7 @@ import (
 	"time"
 
 	"github.com/kms-exporter/kms_exporter/internal/fakeclock"
+	"github.com/kms-exporter/kms_exporter/internal/lockout"
 	"github.com/kms-exporter/kms_exporter/internal/sign"
 )
 

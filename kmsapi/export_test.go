@@ -1,10 +1,10 @@
 package kmsapi
 
 import (
-	"github.com/kms-exporter/kms_exporter/internal/lockout"
-
 	"context"
 	"errors"
+
+	"github.com/kms-exporter/kms_exporter/internal/lockout"
 )
 
 // SetMaxBodyBytes lowers the response body cap for the tests of package

@@ -1,8 +1,6 @@
 package kmsapi
 
 import (
-	"github.com/kms-exporter/kms_exporter/internal/lockout"
-
 	"context"
 	"errors"
 	"io"
@@ -12,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kms-exporter/kms_exporter/internal/fakeclock"
+	"github.com/kms-exporter/kms_exporter/internal/lockout"
 	"github.com/kms-exporter/kms_exporter/internal/sign"
 )
 
